@@ -1,0 +1,34 @@
+"""Hand numbers and figures from a lab to the book's chapters (MyST-NB ``glue``).
+
+MyST-NB reads a glued value from a notebook output that carries ``scrapbook`` metadata and MIME
+types prefixed with ``application/papermill.record/``. Emitting that output here, instead of
+importing ``myst_nb``, keeps the labs free of a Sphinx dependency in Colab; the book build reads it
+exactly as it reads ``myst_nb.glue``. A chapter then writes
+``{glue:text}`../labs/01_training_cost.ipynb::v3_total_cost_musd:.3f```.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from IPython.core.formatters import format_display_data
+from IPython.display import display
+
+GLUE_PREFIX = "application/papermill.record/"
+
+
+def glue(name: str, value: Any, display_it: bool = False) -> Any:
+    """Record ``value`` under ``name`` for the book; return ``value`` unchanged.
+
+    Numbers are glued as plain Python floats/ints so that chapters can format them
+    (``:.2f``). With ``display_it`` the value is also shown in the notebook.
+    """
+    if not name.isidentifier():
+        raise ValueError(f"glue name must be an identifier, got {name!r}")
+    if hasattr(value, "item") and getattr(value, "ndim", 1) == 0:  # numpy / torch scalars
+        value = value.item()
+    bundle, metadata = format_display_data(value)
+    prefix = "" if display_it else GLUE_PREFIX
+    metadata["scrapbook"] = {"name": name, "mime_prefix": prefix}
+    display({prefix + k: v for k, v in bundle.items()}, raw=True, metadata=metadata)
+    return value

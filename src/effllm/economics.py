@@ -1,0 +1,92 @@
+"""Training-cost arithmetic: GPU hours, dollars, FLOPs and the utilisation they imply.
+
+The numbers a lab feeds in come from the DeepSeek-V3 technical report (arXiv:2412.19437):
+37B activated parameters, 14.8T training tokens, and the GPU hours of its Table 1 (shipped as
+``effllm/data/deepseek_v3_training_cost.csv``).
+"""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from effllm.datafiles import read_csv
+
+# DeepSeek-V3, from the technical report (§1 and §4.1).
+V3_TOTAL_PARAMS = 671e9
+V3_ACTIVE_PARAMS = 37e9
+V3_TRAINING_TOKENS = 14.8e12
+V3_USD_PER_GPU_HOUR = 2.0  # the report's assumed H800 rental price
+
+# Assumption, not a confirmed figure: the H800's dense BF16 tensor peak. Secondary sources put it
+# at about 989 TFLOP/s (the same die as the H100 SXM); no primary NVIDIA source was found.
+# Labs make it an explicit, changeable parameter.
+H800_BF16_DENSE_PEAK_FLOPS = 989e12
+
+SECONDS_PER_HOUR = 3600.0
+
+
+def _positive(name: str, value: float) -> float:
+    """Return ``value`` as a float if it is a finite positive number, else raise ValueError."""
+    try:
+        v = float(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"{name} must be a number, got {value!r}") from None
+    if not v > 0 or v == float("inf"):
+        raise ValueError(f"{name} must be positive and finite, got {value!r}")
+    return v
+
+
+def training_cost_usd(gpu_hours: float, usd_per_gpu_hour: float) -> float:
+    """Rental cost of ``gpu_hours`` at ``usd_per_gpu_hour``."""
+    return _positive("gpu_hours", gpu_hours) * _positive("usd_per_gpu_hour", usd_per_gpu_hour)
+
+
+def training_flops(
+    active_params: float, tokens: float, flops_per_param_token: float = 6.0
+) -> float:
+    """Training compute by the standard estimate C ≈ 6·N·D.
+
+    Each token costs about 2 FLOPs per parameter in the forward pass and 4 in the backward pass.
+    For a mixture of experts, N is the *activated* parameter count: a token only passes through
+    the experts its router picks. The estimate leaves out attention's own FLOPs (which grow with
+    context length) and any extra heads such as multi-token prediction.
+    """
+    return (
+        _positive("flops_per_param_token", flops_per_param_token)
+        * _positive("active_params", active_params)
+        * _positive("tokens", tokens)
+    )
+
+
+def model_flops_utilisation(flops: float, gpu_hours: float, peak_flops_per_gpu: float) -> float:
+    """Fraction of the GPUs' peak throughput that ``flops`` used over ``gpu_hours`` (the MFU)."""
+    capacity = (
+        _positive("gpu_hours", gpu_hours)
+        * SECONDS_PER_HOUR
+        * _positive("peak_flops_per_gpu", peak_flops_per_gpu)
+    )
+    return _positive("flops", flops) / capacity
+
+
+def gpu_hours_for(flops: float, peak_flops_per_gpu: float, utilisation: float) -> float:
+    """GPU hours needed to deliver ``flops`` at ``utilisation`` of ``peak_flops_per_gpu``."""
+    u = _positive("utilisation", utilisation)
+    if u > 1:
+        raise ValueError(f"utilisation is a fraction of peak and cannot exceed 1, got {u}")
+    return _positive("flops", flops) / (
+        _positive("peak_flops_per_gpu", peak_flops_per_gpu) * u * SECONDS_PER_HOUR
+    )
+
+
+def v3_training_cost(usd_per_gpu_hour: float = V3_USD_PER_GPU_HOUR) -> pd.DataFrame:
+    """DeepSeek-V3's training cost by stage (Table 1 of the report), with a total row.
+
+    Returns columns ``stage``, ``h800_gpu_hours``, ``cost_usd``.
+    """
+    df = read_csv("deepseek_v3_training_cost.csv", {"stage": "str", "h800_gpu_hours": "float"})
+    if (df["h800_gpu_hours"] <= 0).any():
+        raise ValueError("deepseek_v3_training_cost.csv has a non-positive GPU-hour count")
+    total = pd.DataFrame({"stage": ["total"], "h800_gpu_hours": [df["h800_gpu_hours"].sum()]})
+    df = pd.concat([df, total], ignore_index=True)
+    df["cost_usd"] = [training_cost_usd(h, usd_per_gpu_hour) for h in df["h800_gpu_hours"]]
+    return df

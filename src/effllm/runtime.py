@@ -1,0 +1,93 @@
+"""Where a lab runs: scale preset, device and seeds.
+
+Every lab has two real configurations of the same code: a ``cpu`` preset (the default, and the
+one ``pytest --nbval`` runs: well under two minutes on two cores) and a bigger ``gpu`` preset,
+chosen automatically when CUDA is available. ``EFFLLM_PRESET=cpu`` or ``EFFLLM_PRESET=gpu``
+forces either one.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import random
+import warnings
+from collections.abc import Mapping
+from typing import TypeVar
+
+import numpy as np
+import torch
+
+PRESET_ENV = "EFFLLM_PRESET"
+PRESET_NAMES = ("cpu", "gpu")
+
+T = TypeVar("T")
+
+
+def preset_name(environ: Mapping[str, str] | None = None) -> str:
+    """The preset to run: ``$EFFLLM_PRESET`` if set, else ``"gpu"`` with CUDA, else ``"cpu"``.
+
+    Raises ValueError for an unknown name in the environment variable.
+    """
+    environ = os.environ if environ is None else environ
+    forced = environ.get(PRESET_ENV, "").strip().lower()
+    if forced:
+        if forced not in PRESET_NAMES:
+            raise ValueError(
+                f"{PRESET_ENV}={environ[PRESET_ENV]!r} is not a preset; "
+                f"use one of {', '.join(PRESET_NAMES)} (or unset it to choose automatically)"
+            )
+        return forced
+    return "gpu" if torch.cuda.is_available() else "cpu"
+
+
+def select_preset(presets: Mapping[str, T], name: str | None = None) -> tuple[str, T]:
+    """Pick one configuration from ``presets`` (a mapping with ``"cpu"`` and ``"gpu"`` keys).
+
+    ``name`` overrides the automatic choice. Returns ``(name, config)``. Forcing the GPU preset
+    on a machine without CUDA is allowed (the unit tests do it) but warns that it will be slow.
+    """
+    missing = [p for p in PRESET_NAMES if p not in presets]
+    if missing:
+        raise ValueError(f"presets must define {PRESET_NAMES}; missing {missing}")
+    chosen = preset_name() if name is None else name.strip().lower()
+    if chosen not in presets:
+        raise ValueError(f"unknown preset {name!r}; choose one of {', '.join(presets)}")
+    if chosen == "gpu" and not torch.cuda.is_available():
+        warnings.warn(
+            "running the GPU preset without CUDA: this is the large configuration on the CPU "
+            "and will be slow",
+            stacklevel=2,
+        )
+    return chosen, presets[chosen]
+
+
+def device() -> torch.device:
+    """CUDA when available, else the CPU."""
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def seed_everything(seed: int) -> torch.Generator:
+    """Seed Python, NumPy and torch; return a torch generator seeded the same way.
+
+    On the CPU this makes a lab's numbers repeat exactly from run to run on the same machine.
+    """
+    if not isinstance(seed, int) or seed < 0:
+        raise ValueError(f"seed must be a non-negative int, got {seed!r}")
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+    return torch.Generator().manual_seed(seed)
+
+
+def describe(preset: str | None = None) -> str:
+    """One line saying where the lab runs, for the first cell's output."""
+    dev = device()
+    where = torch.cuda.get_device_name(0) if dev.type == "cuda" else platform.processor() or "CPU"
+    parts = [
+        f"preset={preset or preset_name()}",
+        f"device={dev.type} ({where})",
+        f"torch={torch.__version__}",
+        f"threads={torch.get_num_threads()}",
+    ]
+    return ", ".join(parts)
