@@ -1,0 +1,67 @@
+"""The key-value cache: what a model keeps per token so that generation need not recompute it.
+
+Each attention layer decides *what* it caches (full keys and values for multi-head attention,
+one latent vector for multi-head latent attention); the cache only stores and counts it. Buffers
+are preallocated for the model's context length, so appending a token is a copy, not a
+reallocation of everything cached so far.
+"""
+
+from __future__ import annotations
+
+import torch
+
+
+class LayerCache:
+    """One layer's cached tensors, each (batch, seq, ...), filled up to ``length`` positions."""
+
+    def __init__(self, max_len: int) -> None:
+        self.max_len = max_len
+        self.length = 0
+        self.buffers: dict[str, torch.Tensor] = {}
+
+    def update(self, **new: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        """Append ``new[name]``: (batch, t, ...) for each name; return the full cached tensors.
+
+        All tensors of a layer are appended together, for the same t new positions, and come
+        back in the order given.
+        """
+        t = next(iter(new.values())).shape[1]
+        end = self.length + t
+        if end > self.max_len:
+            raise ValueError(f"cache holds {self.max_len} positions; {end} requested")
+        out = []
+        for name, x in new.items():
+            if x.shape[1] != t:
+                raise ValueError(f"{name} has {x.shape[1]} new positions, expected {t}")
+            buf = self.buffers.get(name)
+            if buf is None:
+                buf = x.new_empty((x.shape[0], self.max_len, *x.shape[2:]))
+                self.buffers[name] = buf
+            buf[:, self.length : end] = x
+            out.append(buf[:, :end])
+        self.length = end
+        return tuple(out)
+
+    def tensors(self) -> dict[str, torch.Tensor]:
+        """The filled part of each buffer."""
+        return {name: buf[:, : self.length] for name, buf in self.buffers.items()}
+
+    def nbytes(self) -> int:
+        """Bytes of the filled part of every cached tensor."""
+        return sum(t.numel() * t.element_size() for t in self.tensors().values())
+
+
+class KVCache:
+    """A cache for every layer of a model with context length ``max_len``."""
+
+    def __init__(self, n_layer: int, max_len: int) -> None:
+        self.layers = [LayerCache(max_len) for _ in range(n_layer)]
+
+    @property
+    def seq_len(self) -> int:
+        """Positions cached so far (the position of the next token)."""
+        return self.layers[0].length
+
+    def nbytes(self) -> int:
+        """Bytes held by all layers' cached tensors."""
+        return sum(layer.nbytes() for layer in self.layers)
