@@ -19,6 +19,7 @@ import functools
 import importlib
 import inspect
 import random
+import warnings
 from dataclasses import dataclass
 
 import torch
@@ -134,9 +135,11 @@ def _stdlib_text(kind: str) -> str:
             parts.append(inspect.getsource(module))
             continue
         docs = [inspect.getdoc(module)]
-        for _, obj in sorted(vars(module).items()):
-            if (inspect.isfunction(obj) or inspect.isclass(obj)) and obj.__module__ == name:
-                docs.append(inspect.getdoc(obj))
+        with warnings.catch_warnings():  # typing.io / typing.re warn when touched
+            warnings.simplefilter("ignore", DeprecationWarning)
+            for _, obj in sorted(vars(module).items()):
+                if (inspect.isfunction(obj) or inspect.isclass(obj)) and obj.__module__ == name:
+                    docs.append(inspect.getdoc(obj))
         parts += [d for d in docs if d and d.isascii()]
     return "\n\n".join(parts) + "\n"
 
