@@ -53,3 +53,34 @@ def test_non_positive_or_non_numeric_inputs_raise(bad):
 def test_utilisation_above_one_is_rejected():
     with pytest.raises(ValueError, match="cannot exceed 1"):
         econ.gpu_hours_for(1e24, 989e12, 1.5)
+
+
+def test_decode_compute_is_two_flops_per_active_parameter():
+    assert econ.decode_flops_per_token(37e9) == 74e9
+
+
+def test_serving_cost_by_hand():
+    # 989 TFLOP/s at 10% over 74 GFLOPs per token: 1,336.5 tokens/s.
+    tps = econ.tokens_per_second_per_gpu(37e9, 989e12, 0.1)
+    assert tps == pytest.approx(989e12 * 0.1 / 74e9)
+    # $2 per GPU hour over 1,336.5 * 3600 tokens, per million tokens: about $0.416.
+    assert econ.serving_cost_per_million_tokens(tps, 2.0) == pytest.approx(2 / (tps * 3600) * 1e6)
+    assert econ.serving_cost_per_million_tokens(1e6 / 3600, 2.0) == pytest.approx(2.0)
+
+
+def test_dense_serving_costs_total_over_active_times_more():
+    moe = econ.tokens_per_second_per_gpu(37e9, 989e12, 0.2)
+    dense = econ.tokens_per_second_per_gpu(671e9, 989e12, 0.2)
+    ratio = econ.serving_cost_per_million_tokens(dense, 2) / econ.serving_cost_per_million_tokens(
+        moe, 2
+    )
+    assert ratio == pytest.approx(671 / 37)
+
+
+def test_bad_serving_inputs_raise():
+    with pytest.raises(ValueError, match="cannot exceed 1"):
+        econ.tokens_per_second_per_gpu(37e9, 989e12, 1.2)
+    with pytest.raises(ValueError, match="usd_per_gpu_hour"):
+        econ.serving_cost_per_million_tokens(1000, -2.0)
+    with pytest.raises(ValueError, match="active_params"):
+        econ.decode_flops_per_token(-37e9)

@@ -1,11 +1,15 @@
-"""Training-cost arithmetic: GPU hours, dollars, FLOPs and the utilisation they imply.
+"""Cost arithmetic for training and serving: GPU hours, dollars, FLOPs and utilisation.
 
 The numbers a lab feeds in come from the DeepSeek-V3 technical report (arXiv:2412.19437):
 37B activated parameters, 14.8T training tokens, and the GPU hours of its Table 1 (shipped as
-``effllm/data/deepseek_v3_training_cost.csv``).
+``effllm/data/deepseek_v3_training_cost.csv``). The serving functions turn the same quantities
+(parameters touched per token, a peak throughput, a utilisation, a GPU-hour price) into a cost
+per million generated tokens.
 """
 
 from __future__ import annotations
+
+import math
 
 import pandas as pd
 
@@ -25,15 +29,47 @@ H800_BF16_DENSE_PEAK_FLOPS = 989e12
 SECONDS_PER_HOUR = 3600.0
 
 
-def _positive(name: str, value: float) -> float:
-    """Return ``value`` as a float if it is a finite positive number, else raise ValueError."""
+def _finite(name: str, value: float) -> float:
+    """Return ``value`` as a float if it is a finite number, else raise ValueError naming it."""
     try:
         v = float(value)
     except (TypeError, ValueError):
         raise ValueError(f"{name} must be a number, got {value!r}") from None
-    if not v > 0 or v == float("inf"):
+    if math.isnan(v) or math.isinf(v):
+        raise ValueError(f"{name} must be finite, got {value!r}")
+    return v
+
+
+def _positive(name: str, value: float) -> float:
+    """Return ``value`` as a float if it is a finite positive number, else raise ValueError."""
+    v = _finite(name, value)
+    if v <= 0:
         raise ValueError(f"{name} must be positive and finite, got {value!r}")
     return v
+
+
+def _non_negative(name: str, value: float) -> float:
+    """Like :func:`_positive`, but zero is allowed (a token count or a price may be zero)."""
+    v = _finite(name, value)
+    if v < 0:
+        raise ValueError(f"{name} cannot be negative, got {value!r}")
+    return v
+
+
+def _fraction(name: str, value: float) -> float:
+    """Return ``value`` as a float if it lies in [0, 1] (a share of tokens, a discount)."""
+    v = _non_negative(name, value)
+    if v > 1:
+        raise ValueError(f"{name} is a fraction and must lie between 0 and 1, got {value!r}")
+    return v
+
+
+def _utilisation(value: float) -> float:
+    """A fraction of peak throughput: positive and at most 1."""
+    u = _positive("utilisation", value)
+    if u > 1:
+        raise ValueError(f"utilisation is a fraction of peak and cannot exceed 1, got {u}")
+    return u
 
 
 def training_cost_usd(gpu_hours: float, usd_per_gpu_hour: float) -> float:
@@ -70,9 +106,7 @@ def model_flops_utilisation(flops: float, gpu_hours: float, peak_flops_per_gpu: 
 
 def gpu_hours_for(flops: float, peak_flops_per_gpu: float, utilisation: float) -> float:
     """GPU hours needed to deliver ``flops`` at ``utilisation`` of ``peak_flops_per_gpu``."""
-    u = _positive("utilisation", utilisation)
-    if u > 1:
-        raise ValueError(f"utilisation is a fraction of peak and cannot exceed 1, got {u}")
+    u = _utilisation(utilisation)
     return _positive("flops", flops) / (
         _positive("peak_flops_per_gpu", peak_flops_per_gpu) * u * SECONDS_PER_HOUR
     )
@@ -90,3 +124,36 @@ def v3_training_cost(usd_per_gpu_hour: float = V3_USD_PER_GPU_HOUR) -> pd.DataFr
     df = pd.concat([df, total], ignore_index=True)
     df["cost_usd"] = [training_cost_usd(h, usd_per_gpu_hour) for h in df["h800_gpu_hours"]]
     return df
+
+
+def decode_flops_per_token(active_params: float, flops_per_param_token: float = 2.0) -> float:
+    """Forward-pass compute to generate one token: about 2 FLOPs (a multiply and an add) per
+    parameter the token passes through. For a mixture of experts that is the *activated* count.
+
+    Like 6·N·D, this leaves out attention over the context, which grows with its length.
+    """
+    return _positive("flops_per_param_token", flops_per_param_token) * _positive(
+        "active_params", active_params
+    )
+
+
+def tokens_per_second_per_gpu(
+    active_params: float, peak_flops_per_gpu: float, utilisation: float
+) -> float:
+    """Generated tokens per second one GPU sustains if the arithmetic were the only limit.
+
+    ``utilisation`` is the fraction of peak actually delivered. Generation is usually limited by
+    memory traffic rather than arithmetic, so realistic values are well below training's.
+    """
+    u = _utilisation(utilisation)
+    return (
+        _positive("peak_flops_per_gpu", peak_flops_per_gpu)
+        * u
+        / decode_flops_per_token(active_params)
+    )
+
+
+def serving_cost_per_million_tokens(tokens_per_second: float, usd_per_gpu_hour: float) -> float:
+    """USD to generate one million tokens at ``tokens_per_second`` per GPU and a GPU-hour price."""
+    tokens_per_hour = _positive("tokens_per_second", tokens_per_second) * SECONDS_PER_HOUR
+    return _positive("usd_per_gpu_hour", usd_per_gpu_hour) / tokens_per_hour * 1e6
