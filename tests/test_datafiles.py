@@ -67,3 +67,14 @@ def test_every_shipped_csv_is_documented_in_sources():
     assert files, "no data files shipped"
     for name in files:
         assert f"## {name}" in sources, f"{name} has no section in SOURCES.md"
+
+
+def test_a_path_outside_the_package_is_read_and_named_in_errors(tmp_path):
+    path = tmp_path / "refreshed.csv"
+    path.write_text("day,name,value,count,maybe\n2025-01-27,NVDA,118.42,1,\n")
+    assert read_csv(path, COLUMNS).loc[0, "value"] == 118.42
+    path.write_text("day,name,value,count,maybe\n2025-01-27,NVDA,x,1,\n")
+    with pytest.raises(DataFileError, match=rf"{path}, line 2: column 'value' has 'x'"):
+        read_csv(path, COLUMNS)
+    with pytest.raises(DataFileError, match=r"data file .*gone.csv does not exist"):
+        read_csv(tmp_path / "gone.csv", COLUMNS)

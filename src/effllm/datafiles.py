@@ -7,8 +7,10 @@ Every file has its provenance in ``effllm/data/SOURCES.md``. A missing or malfor
 from __future__ import annotations
 
 import io
+import os
 from collections.abc import Mapping
 from importlib import resources
+from pathlib import Path
 
 import pandas as pd
 
@@ -19,8 +21,22 @@ class DataFileError(ValueError):
     """A packaged data file is missing or does not have the expected shape."""
 
 
-def data_text(name: str) -> str:
-    """The text of the packaged data file ``name`` (for example ``"prices.csv"``)."""
+def location(name: str | os.PathLike) -> str:
+    """How error messages name a file: its path, or its place inside the package."""
+    return os.fspath(name) if isinstance(name, os.PathLike) else f"effllm/data/{name}"
+
+
+def data_text(name: str | os.PathLike) -> str:
+    """The text of the packaged data file ``name`` (for example ``"prices.csv"``).
+
+    A path object (``pathlib.Path``) instead names a file outside the package, such as a copy
+    refreshed online; it gets the same checks.
+    """
+    if isinstance(name, os.PathLike):
+        try:
+            return Path(name).read_text(encoding="utf-8")
+        except FileNotFoundError:
+            raise DataFileError(f"data file {location(name)} does not exist") from None
     path = resources.files(PACKAGE) / name
     try:
         return path.read_text(encoding="utf-8")
@@ -36,13 +52,13 @@ def data_text(name: str) -> str:
 
 
 def read_csv(
-    name: str,
+    name: str | os.PathLike,
     columns: Mapping[str, str],
 ) -> pd.DataFrame:
     """Read packaged CSV ``name`` and check it.
 
     Args:
-        name: file name inside ``effllm/data``.
+        name: file name inside ``effllm/data``, or a ``Path`` to a file elsewhere.
         columns: required column -> kind, where kind is ``"str"``, ``"float"``, ``"int"`` or
             ``"date"`` (ISO ``YYYY-MM-DD``). Numeric columns may be empty only if their kind ends
             in ``"?"`` (``"float?"``); other columns are kept as read (strings).
@@ -54,7 +70,7 @@ def read_csv(
         DataFileError: if the file is missing, empty, lacks a column, or a value does not parse.
     """
     text = data_text(name)
-    where = f"effllm/data/{name}"
+    where = location(name)
     try:
         df = pd.read_csv(io.StringIO(text), dtype=str, keep_default_na=False, comment="#")
     except (pd.errors.ParserError, pd.errors.EmptyDataError) as err:
