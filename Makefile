@@ -8,7 +8,7 @@ BIN    := $(abspath $(VENV))/bin
 TORCH  ?= torch==2.13.0
 export PATH := $(BIN):$(PATH)
 
-.PHONY: setup book test lint bench clean
+.PHONY: setup book test browser-test lint bench clean
 
 setup: $(VENV)/.installed
 
@@ -26,9 +26,17 @@ book: setup
 test: setup
 	$(BIN)/python -m pytest --nbval
 
+## browser-test: open every page of the built book in headless Chromium (after `make book`):
+## console errors, images, links and anchors, Colab links, search, next-page order, a phone's
+## width; screenshots in _build/screenshots/. SEARCH=word picks the word the search must find.
+browser-test: setup
+	@test -f _build/html/searchindex.js || { echo "no built book in _build/html: run make book first"; exit 1; }
+	@test -x /usr/bin/chromium -a -x /usr/bin/chromedriver || { echo "needs Debian's chromium: apt-get install -y chromium chromium-driver"; exit 1; }
+	$(BIN)/python -m pytest tests_browser $(if $(SEARCH),--search-term "$(SEARCH)")
+
 lint: setup
-	$(BIN)/ruff check src tests labs
-	$(BIN)/ruff format --check src tests
+	$(BIN)/ruff check src tests tests_browser labs book/_ext
+	$(BIN)/ruff format --check src tests tests_browser book/_ext
 
 ## bench: the speed benchmarks quoted in the closing notes and labs
 bench: setup

@@ -13,12 +13,61 @@ def test_use_style_sets_the_course_look():
     assert matplotlib.rcParams["axes.prop_cycle"].by_key()["color"][0] == plotting.PALETTE[0]
 
 
+def _source_lines(fig):
+    return [a.get_text() for a in fig.artists if a.get_text().startswith("Source: ")]
+
+
 def test_add_source_writes_a_source_line():
     fig = plt.figure()
     plotting.add_source(fig, "DeepSeek-V3 report, Table 1")
-    assert [t.get_text() for t in fig.texts] == ["Source: DeepSeek-V3 report, Table 1"]
+    assert _source_lines(fig) == ["Source: DeepSeek-V3 report, Table 1"]
     with pytest.raises(ValueError):
         plotting.add_source(fig, "  ")
+    plt.close(fig)
+
+
+def test_source_line_sits_below_the_x_axis_label_of_a_short_figure():
+    fig, ax = plt.subplots(figsize=(7, 2.6))
+    ax.set_xlabel("cost, million USD")
+    plotting.add_source(fig, "a report")
+    fig.canvas.draw()
+    renderer = fig.canvas.get_renderer()
+    source = fig.artists[0].get_window_extent(renderer)
+    assert source.y1 < ax.xaxis.label.get_window_extent(renderer).y0
+    plt.close(fig)
+
+
+def test_describe_says_what_a_figure_shows():
+    fig, axes = plt.subplots(1, 2)
+    axes[0].set_title("Pre-training cost", loc="left")
+    axes[0].set_ylabel("million USD")
+    axes[1].set_title("Wall-clock time")
+    fig.suptitle("The dense model costs more")
+    plotting.add_source(fig, "a report")
+    assert plotting.describe(fig) == (
+        "The dense model costs more. Panel 1: Pre-training cost; vertical axis: million USD. "
+        "Panel 2: Wall-clock time. Source: a report."
+    )
+    plt.close(fig)
+
+
+def test_describe_gives_nothing_for_a_figure_without_a_title():
+    fig, ax = plt.subplots()
+    ax.set_xlabel("x")
+    assert plotting.describe(fig) is None
+    plt.close(fig)
+
+
+def test_in_a_notebook_a_figure_s_text_form_is_its_description(monkeypatch):
+    from IPython.core.interactiveshell import InteractiveShell
+
+    shell = InteractiveShell.instance()
+    monkeypatch.setattr(plotting, "get_ipython", lambda: shell)
+    plotting.use_style()
+    fig, ax = plt.subplots()
+    ax.set_title("Cost by stage")
+    data, _ = shell.display_formatter.format(fig)
+    assert data["text/plain"] == "Cost by stage."  # what the book uses as the image's alt text
     plt.close(fig)
 
 

@@ -21,7 +21,8 @@ def glue(name: str, value: Any, display_it: bool = False) -> Any:
     """Record ``value`` under ``name`` for the book; return ``value`` unchanged.
 
     Numbers are glued as plain Python floats/ints so that chapters can format them
-    (``:.2f``). With ``display_it`` the value is also shown in the notebook.
+    (``:.2f``). With ``display_it`` the value is also shown in the notebook. Do not end a cell
+    with a ``glue`` call: the notebook would echo the returned value, a bare number on the page.
     """
     if not name.isidentifier():
         raise ValueError(f"glue name must be an identifier, got {name!r}")
