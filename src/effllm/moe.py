@@ -312,5 +312,6 @@ def expert_share_by_group(layer: MoE, groups: torch.Tensor, n_groups: int) -> to
     idx = layer.indices.to(groups.device)
     pair_group = groups.repeat_interleave(idx.shape[1])
     table = torch.zeros(n_groups, layer.cfg.n_routed, device=groups.device)
-    table.index_put_((pair_group, idx.flatten()), torch.ones(idx.numel()), accumulate=True)
+    ones = torch.ones(idx.numel(), device=groups.device)
+    table.index_put_((pair_group, idx.flatten()), ones, accumulate=True)
     return table / table.sum(dim=1, keepdim=True).clamp(min=1)
