@@ -18,8 +18,9 @@ DeepSeek-V3's auxiliary-loss-free method, which after every optimiser step moves
 fixed step gamma: down for overloaded experts, up for underloaded ones.
 
 Only the selected experts run on a token. The layer sorts the (token, expert) pairs by expert once
-and runs each expert on one contiguous block of rows (a grouped matrix multiply), so the work is
-that of the active parameters plus a gather and a scatter.
+and runs each routed expert on one contiguous block of rows (a grouped matrix multiply); shared
+experts run on the tokens where they are. The work is that of the active parameters plus a gather
+and a scatter of the routed rows and the router itself.
 """
 
 from __future__ import annotations
@@ -96,7 +97,9 @@ class Gate(nn.Module):
     def __init__(self, d_model: int, cfg: MoEConfig) -> None:
         super().__init__()
         self.cfg = cfg
-        self.weight = nn.Parameter(torch.randn(cfg.n_routed, d_model) * 0.02)
+        # Unit-variance logits for unit-variance inputs: the router prefers some experts from the
+        # first step, instead of choosing almost at random while its weights grow.
+        self.weight = nn.Parameter(torch.randn(cfg.n_routed, d_model) * d_model**-0.5)
         self.register_buffer("bias", torch.zeros(cfg.n_routed))
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -207,17 +210,25 @@ class MoE(nn.Module):
         x = x.reshape(-1, shape[-1])
         T, cfg = x.shape[0], self.cfg
         scores, weights, indices = self.gate(x)
+        ns = cfg.n_shared
         with torch.no_grad():
-            # Sort the (token, expert) pairs by expert, once; shared experts take every token.
+            # Sort the (token, expert) pairs by expert, once.
             flat = indices.flatten()
             order = flat.argsort(stable=True)
             counts = torch.bincount(flat, minlength=cfg.n_routed)
-            tokens = torch.arange(T, device=x.device)
-            rows = torch.cat([tokens.repeat(cfg.n_shared), order // cfg.top_k])
-        gates = torch.cat([weights.new_ones(T * cfg.n_shared), weights.flatten()[order]])
-        sizes = [T] * cfg.n_shared + counts.tolist()
-        ys = grouped_swiglu(x.index_select(0, rows), gates, self.w13, self.w2, sizes)
-        out = torch.zeros_like(x).index_add(0, rows, ys)
+            rows = order // cfg.top_k  # the token of each sorted pair
+        # Routed experts: each token is copied once per chosen expert, in expert order.
+        gates = weights.flatten()[order]
+        w13, w2 = self.w13[ns:], self.w2[ns:]
+        ys = grouped_swiglu(x.index_select(0, rows), gates, w13, w2, counts.tolist())
+        if ns:
+            # Shared experts see every token in its place: no gather (a view when ns == 1).
+            xs = x.expand(ns, T, x.shape[1]).reshape(ns * T, x.shape[1])
+            w13, w2 = self.w13[:ns], self.w2[:ns]
+            shared = grouped_swiglu(xs, x.new_ones(ns * T), w13, w2, [T] * ns)
+            out = shared.view(ns, T, -1).sum(dim=0).index_add(0, rows, ys)
+        else:
+            out = torch.zeros_like(x).index_add(0, rows, ys)
         self.counts, self.indices = counts.detach(), indices.detach()
         self.aux_loss = None
         if self.training and cfg.balancing == "aux_loss":
