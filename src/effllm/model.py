@@ -1,8 +1,8 @@
 """A small decoder-only transformer in the style of DeepSeek-V3, readable end to end.
 
 Pre-norm blocks (RMSNorm), rotary positions, SwiGLU feed-forward. The attention and the
-feed-forward network are chosen by name in :class:`ModelConfig`, so the labs can compare
-variants in otherwise identical models.
+feed-forward network (dense, or a mixture of experts) are chosen by name in :class:`ModelConfig`,
+so the labs can compare variants in otherwise identical models.
 """
 
 from __future__ import annotations
@@ -16,14 +16,16 @@ from torch import nn
 from effllm.attention import AttentionConfig, build_attention
 from effllm.kv_cache import KVCache, LayerCache
 from effllm.layers import FeedForward, RMSNorm
+from effllm.moe import MoE, MoEConfig
 from effllm.tokenizer import VOCAB_SIZE
 
-FFN_KINDS = ("dense",)
+FFN_KINDS = ("dense", "moe")
 
 
 @dataclass
 class ModelConfig:
-    """Shape of the model. ``ffn`` is one of ``FFN_KINDS``; ``d_ff`` is the dense hidden size."""
+    """Shape of the model. ``ffn`` is one of ``FFN_KINDS``; ``d_ff`` is the dense hidden size,
+    ``moe`` the mixture of experts' shape (required, and only used, when ``ffn == "moe"``)."""
 
     vocab_size: int = VOCAB_SIZE
     max_len: int = 256
@@ -32,12 +34,17 @@ class ModelConfig:
     attention: AttentionConfig = field(default_factory=AttentionConfig)
     ffn: str = "dense"
     d_ff: int = 384
+    moe: MoEConfig | None = None
 
 
 def build_ffn(cfg: ModelConfig) -> nn.Module:
     """The feed-forward module named by ``cfg.ffn``."""
     if cfg.ffn == "dense":
         return FeedForward(cfg.d_model, cfg.d_ff)
+    if cfg.ffn == "moe":
+        if cfg.moe is None:
+            raise ValueError('ffn="moe" needs ModelConfig.moe, an effllm.moe.MoEConfig')
+        return MoE(cfg.d_model, cfg.moe)
     raise ValueError(f"unknown ffn kind {cfg.ffn!r}; choose one of {FFN_KINDS}")
 
 
@@ -91,7 +98,9 @@ class Transformer(nn.Module):
         """idx: (batch, seq) token ids -> logits (batch, seq, vocab), and the loss if targets.
 
         targets: (batch, seq), with -100 at positions that do not count. With ``cache``, idx
-        holds only the new tokens; their positions continue from what the cache holds.
+        holds only the new tokens; their positions continue from what the cache holds. In training
+        mode the loss includes the auxiliary losses the feed-forward layers report (an MoE's
+        balance loss); in evaluation mode it is the cross-entropy alone.
         """
         start_pos = cache.seq_len if cache is not None else 0
         x = self.embed(idx)
@@ -101,6 +110,9 @@ class Transformer(nn.Module):
         if targets is None:
             return logits, None
         loss = F.cross_entropy(logits.flatten(0, 1).float(), targets.flatten(), ignore_index=-100)
+        aux = [b.ffn.aux_loss for b in self.blocks if getattr(b.ffn, "aux_loss", None) is not None]
+        if self.training and aux:
+            loss = loss + sum(aux)
         return logits, loss
 
     def num_params(self) -> int:

@@ -1,0 +1,328 @@
+"""A mixture-of-experts feed-forward layer in the style of DeepSeekMoE and DeepSeek-V3.
+
+Notation of the DeepSeek-V3 report (§2.1.2). For the input ``u_t`` of token t, the layer returns
+
+    sum_{i <= N_s} FFN_i^(s)(u_t)  +  sum_{i <= N_r} g_{i,t} FFN_i^(r)(u_t)
+
+(the block adds the residual ``u_t``). Every expert is a small SwiGLU feed-forward network. The
+``N_s`` shared experts see every token; each token goes to only ``K_r`` of the ``N_r`` routed
+experts, chosen by the gate:
+
+    s_{i,t} = sigmoid(u_t . e_i)                 affinity of token t to expert i (or a softmax)
+    selected = TopK_i(s_{i,t} + b_i, K_r)        the bias b_i steers selection only
+    g_{i,t} = s_{i,t} / sum_{j selected} s_{j,t}  for selected i, else 0   (times a route scale)
+
+Balancing the load over the routed experts is one of three methods: ``none``; ``aux_loss``, an
+extra loss ``alpha * sum_i f_i P_i`` that is smallest when tokens spread evenly; or ``bias``,
+DeepSeek-V3's auxiliary-loss-free method, which after every optimiser step moves each b_i by a
+fixed step gamma: down for overloaded experts, up for underloaded ones.
+
+Only the selected experts run on a token. The layer sorts the (token, expert) pairs by expert once
+and runs each routed expert on one contiguous block of rows (a grouped matrix multiply); shared
+experts run on the tokens where they are. The work is that of the active parameters plus a gather
+and a scatter of the routed rows and the router itself.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+ROUTERS = ("sigmoid", "softmax")
+BALANCING = ("none", "aux_loss", "bias")
+
+
+@dataclass(frozen=True)
+class MoEConfig:
+    """Shape and routing of an MoE layer (names follow the DeepSeek-V3 report).
+
+    ``n_routed`` experts N_r of hidden size ``d_expert``, of which each token uses ``top_k``
+    (K_r); ``n_shared`` experts N_s of the same size that every token uses. ``router``: sigmoid
+    affinities normalised over the selected experts (V3) or a softmax over all experts (earlier
+    MoEs, DeepSeekMoE and V2). ``balancing``: ``"none"``, ``"aux_loss"`` (weight
+    ``aux_loss_alpha``, alpha) or ``"bias"`` (step ``bias_update_speed``, gamma).
+    """
+
+    n_routed: int = 16
+    n_shared: int = 1
+    top_k: int = 2
+    d_expert: int = 32
+    router: str = "sigmoid"
+    route_scale: float = 1.0
+    balancing: str = "bias"
+    bias_update_speed: float = 1e-3
+    aux_loss_alpha: float = 1e-2
+
+    def __post_init__(self) -> None:
+        if self.n_routed <= 0:
+            raise ValueError(f"an MoE needs at least one routed expert; n_routed={self.n_routed}")
+        if not 1 <= self.top_k <= self.n_routed:
+            raise ValueError(f"top_k={self.top_k} must be between 1 and n_routed={self.n_routed}")
+        if self.n_shared < 0 or self.d_expert <= 0:
+            raise ValueError(
+                f"n_shared={self.n_shared} must be >= 0 and d_expert={self.d_expert} positive"
+            )
+        if self.router not in ROUTERS:
+            raise ValueError(f"unknown router {self.router!r}; choose one of {ROUTERS}")
+        if self.balancing not in BALANCING:
+            raise ValueError(f"unknown balancing {self.balancing!r}; choose one of {BALANCING}")
+        if self.bias_update_speed < 0 or self.aux_loss_alpha < 0 or self.route_scale <= 0:
+            raise ValueError(
+                "bias_update_speed and aux_loss_alpha must be >= 0 and route_scale positive: "
+                f"{self.bias_update_speed}, {self.aux_loss_alpha}, {self.route_scale}"
+            )
+
+    @property
+    def active_hidden(self) -> int:
+        """Hidden units each token passes through: (K_r + N_s) * d_expert."""
+        return (self.top_k + self.n_shared) * self.d_expert
+
+    @property
+    def total_hidden(self) -> int:
+        """Hidden units of all experts together: (N_r + N_s) * d_expert."""
+        return (self.n_routed + self.n_shared) * self.d_expert
+
+
+class Gate(nn.Module):
+    """The router: affinities s_{i,t}, top-k selection with the bias b_i, gate weights g_{i,t}.
+
+    ``weight`` holds the expert centroids e_i, ``bias`` the selection bias b_i (a buffer: it is
+    set by the balancing rule, never by gradients).
+    """
+
+    def __init__(self, d_model: int, cfg: MoEConfig) -> None:
+        super().__init__()
+        self.cfg = cfg
+        # Unit-variance logits for unit-variance inputs: the router prefers some experts from the
+        # first step, instead of choosing almost at random while its weights grow.
+        self.weight = nn.Parameter(torch.randn(cfg.n_routed, d_model) * d_model**-0.5)
+        self.register_buffer("bias", torch.zeros(cfg.n_routed))
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """x: (tokens, d_model) -> s (tokens, N_r), g (tokens, K_r), experts chosen (tokens, K_r)"""
+        logits = F.linear(x, self.weight)
+        if self.cfg.router == "sigmoid":
+            scores = torch.sigmoid(logits)
+        else:
+            scores = torch.softmax(logits, dim=-1)
+        # The bias decides which experts are chosen, not how much they count.
+        indices = torch.topk(scores.detach() + self.bias, self.cfg.top_k, dim=-1).indices
+        weights = scores.gather(1, indices)
+        if self.cfg.router == "sigmoid":
+            weights = weights / weights.sum(dim=-1, keepdim=True)
+        return scores, weights * self.cfg.route_scale, indices
+
+
+class _GroupedSwiGLU(torch.autograd.Function):
+    """Rows grouped by expert through their expert's SwiGLU, each row scaled by its gate weight.
+
+    Forward: ``y_r = w2[e] ((silu(x_r w1[e]) * x_r w3[e]) * g_r)`` for the rows r of group e, with
+    ``w13[e] = [w1[e] | w3[e]]``. One matrix multiply per expert and per step, on contiguous
+    slices, in both passes; the backward is written out so autograd does not record one node per
+    expert.
+    """
+
+    @staticmethod
+    def forward(ctx, xs, gates, w13, w2, counts):
+        h = w2.shape[1]
+        hid = xs.new_empty(xs.shape[0], 2 * h)
+        for x_e, h_e, w_e in zip(xs.split(counts), hid.split(counts), w13, strict=True):
+            torch.mm(x_e, w_e, out=h_e)
+        h1, h3 = hid.chunk(2, dim=-1)
+        act = F.silu(h1)
+        a = act * h3
+        ag = a * gates[:, None]
+        ys = xs.new_empty(xs.shape[0], w2.shape[2])
+        for a_e, y_e, w_e in zip(ag.split(counts), ys.split(counts), w2, strict=True):
+            torch.mm(a_e, w_e, out=y_e)
+        ctx.save_for_backward(xs, gates, w13, w2, hid, act, a, ag)
+        ctx.counts = counts
+        return ys
+
+    @staticmethod
+    def backward(ctx, dys):
+        xs, gates, w13, w2, hid, act, a, ag = ctx.saved_tensors
+        counts, dys = ctx.counts, dys.contiguous()
+        d_ag, dw2 = xs.new_empty(a.shape), torch.empty_like(w2)
+        for dy_e, ag_e, w_e, dag_e, dw_e in zip(
+            dys.split(counts), ag.split(counts), w2, d_ag.split(counts), dw2, strict=True
+        ):
+            torch.mm(dy_e, w_e.t(), out=dag_e)
+            torch.mm(ag_e.t(), dy_e, out=dw_e)
+        d_gates = torch.linalg.vecdot(d_ag, a)
+        da = d_ag.mul_(gates[:, None])
+        h1, h3 = hid.chunk(2, dim=-1)
+        d_hid = torch.empty_like(hid)
+        dh1, dh3 = d_hid.chunk(2, dim=-1)
+        torch.mul(da, act, out=dh3)
+        torch.ops.aten.silu_backward.grad_input(da.mul_(h3), h1, grad_input=dh1)
+        dxs, dw13 = torch.empty_like(xs), torch.empty_like(w13)
+        for dh_e, x_e, w_e, dx_e, dw_e in zip(
+            d_hid.split(counts), xs.split(counts), w13, dxs.split(counts), dw13, strict=True
+        ):
+            torch.mm(dh_e, w_e.t(), out=dx_e)
+            torch.mm(x_e.t(), dh_e, out=dw_e)
+        return dxs, d_gates, dw13, dw2, None
+
+
+def grouped_swiglu(
+    xs: torch.Tensor, gates: torch.Tensor, w13: torch.Tensor, w2: torch.Tensor, counts: list[int]
+) -> torch.Tensor:
+    """Run consecutive blocks of rows through their own expert.
+
+    xs: (rows, d_model), sorted so that the first ``counts[0]`` rows go to expert 0, and so on;
+    gates: (rows,) weight of each row; w13: (experts, d_model, 2 * d_expert); w2: (experts,
+    d_expert, d_model). Returns (rows, d_model).
+    """
+    if sum(counts) != xs.shape[0] or len(counts) != w13.shape[0]:
+        raise ValueError(f"counts {counts} do not split {xs.shape[0]} rows over {w13.shape[0]}")
+    return _GroupedSwiGLU.apply(xs, gates, w13, w2, counts)
+
+
+class MoE(nn.Module):
+    """Shared plus routed SwiGLU experts behind a :class:`Gate`.
+
+    The experts' weights are stacked, shared experts first: ``w13`` (N_s + N_r, d_model,
+    2 * d_expert) holds each expert's fused w1 and w3, ``w2`` (N_s + N_r, d_expert, d_model).
+    After each forward the layer keeps, for plots and for the balancing rule, ``counts`` (N_r,)
+    routed tokens per expert and ``indices`` (tokens, K_r) the experts each token chose; with
+    ``aux_loss`` balancing in training mode, ``aux_loss`` holds the balance loss (else None).
+    """
+
+    def __init__(self, d_model: int, cfg: MoEConfig) -> None:
+        super().__init__()
+        self.cfg = cfg
+        self.gate = Gate(d_model, cfg)
+        n, h = cfg.n_shared + cfg.n_routed, cfg.d_expert
+        self.w13 = nn.Parameter(torch.randn(n, d_model, 2 * h) * 0.02)
+        self.w2 = nn.Parameter(torch.randn(n, h, d_model) * 0.02)
+        self.counts = torch.zeros(cfg.n_routed)
+        self.indices = torch.zeros(0, cfg.top_k, dtype=torch.long)
+        self.aux_loss: torch.Tensor | None = None
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """x: (batch, seq, d_model) -> (batch, seq, d_model)"""
+        shape = x.shape
+        x = x.reshape(-1, shape[-1])
+        T, cfg = x.shape[0], self.cfg
+        scores, weights, indices = self.gate(x)
+        ns = cfg.n_shared
+        with torch.no_grad():
+            # Sort the (token, expert) pairs by expert, once.
+            flat = indices.flatten()
+            order = flat.argsort(stable=True)
+            counts = torch.bincount(flat, minlength=cfg.n_routed)
+            rows = order // cfg.top_k  # the token of each sorted pair
+        # Routed experts: each token is copied once per chosen expert, in expert order.
+        gates = weights.flatten()[order]
+        w13, w2 = self.w13[ns:], self.w2[ns:]
+        ys = grouped_swiglu(x.index_select(0, rows), gates, w13, w2, counts.tolist())
+        if ns:
+            # Shared experts see every token in its place: no gather (a view when ns == 1).
+            xs = x.expand(ns, T, x.shape[1]).reshape(ns * T, x.shape[1])
+            w13, w2 = self.w13[:ns], self.w2[:ns]
+            shared = grouped_swiglu(xs, x.new_ones(ns * T), w13, w2, [T] * ns)
+            out = shared.view(ns, T, -1).sum(dim=0).index_add(0, rows, ys)
+        else:
+            out = torch.zeros_like(x).index_add(0, rows, ys)
+        self.counts, self.indices = counts.detach(), indices.detach()
+        self.aux_loss = None
+        if self.training and cfg.balancing == "aux_loss":
+            self.aux_loss = balance_loss(scores, counts, cfg)
+        return out.view(shape)
+
+    @torch.no_grad()
+    def update_bias(self) -> None:
+        """b_i -= gamma * sign(load_i - mean load), from the last forward's routed tokens."""
+        load = self.counts.float()
+        self.gate.bias -= self.cfg.bias_update_speed * torch.sign(load - load.mean())
+
+    def num_idle_params(self) -> int:
+        """Parameters a token does not use: those of the N_r - K_r routed experts it skips."""
+        per_expert = self.w13[0].numel() + self.w2[0].numel()
+        return (self.cfg.n_routed - self.cfg.top_k) * per_expert
+
+
+def balance_loss(scores: torch.Tensor, counts: torch.Tensor, cfg: MoEConfig) -> torch.Tensor:
+    """alpha * sum_i f_i P_i: the expert-level balance loss of DeepSeekMoE over one batch.
+
+    scores: (tokens, N_r) affinities s_{i,t}; counts: (N_r,) tokens routed to each expert.
+    f_i = N_r / (K_r T) * counts_i is 1 for every expert when the load is even; P_i is the mean
+    of the affinities normalised per token. The loss is alpha when balanced, larger otherwise,
+    and its gradient pushes down the affinity of the busiest experts.
+    """
+    T = scores.shape[0]
+    f = counts.float() * cfg.n_routed / (cfg.top_k * T)
+    P = (scores / scores.sum(dim=-1, keepdim=True)).mean(dim=0)
+    return cfg.aux_loss_alpha * (f * P).sum()
+
+
+def moe_layers(model: nn.Module) -> list[MoE]:
+    """The MoE layers of ``model``, in order."""
+    return [m for m in model.modules() if isinstance(m, MoE)]
+
+
+def load_fractions(counts: torch.Tensor) -> torch.Tensor:
+    """Share of the routed tokens each expert received: counts (N_r,) -> (N_r,), sums to 1."""
+    counts = counts.float()
+    return counts / counts.sum().clamp(min=1)
+
+
+def load_entropy(counts: torch.Tensor) -> float:
+    """Entropy of the load, as a fraction of its maximum log(N_r): 1 = even, 0 = one expert."""
+    p = load_fractions(counts)
+    if p.numel() == 1:
+        return 1.0
+    return float(-(p * p.clamp(min=1e-12).log()).sum() / math.log(p.numel()))
+
+
+def max_violation(counts: torch.Tensor) -> float:
+    """MaxVio = max load / mean load - 1: 0 when even; N_r - 1 when one expert takes all."""
+    counts = counts.float()
+    return float(counts.max() / counts.mean().clamp(min=1e-12) - 1)
+
+
+def balance_step(step: int, model: nn.Module) -> dict[str, float]:
+    """``on_step`` hook for :func:`effllm.train.train`: update biases, return load statistics.
+
+    Layers with ``bias`` balancing get their b_i update. The returned row holds
+    ``load_entropy`` and ``max_vio`` (means over the layers) and ``load_l{l}_e{i}``, the share of
+    routed tokens of expert i in layer l, for this step's batch.
+    """
+    row: dict[str, float] = {}
+    layers = moe_layers(model)
+    for n, layer in enumerate(layers):
+        if layer.cfg.balancing == "bias":
+            layer.update_bias()
+        for i, share in enumerate(load_fractions(layer.counts).tolist()):
+            row[f"load_l{n}_e{i}"] = share
+    if layers:
+        row["load_entropy"] = sum(load_entropy(m.counts) for m in layers) / len(layers)
+        row["max_vio"] = sum(max_violation(m.counts) for m in layers) / len(layers)
+    return row
+
+
+def count_params(model: nn.Module) -> tuple[int, int]:
+    """(total, active) parameters of ``model``; active ones exclude the routed experts skipped."""
+    total = sum(p.numel() for p in model.parameters())
+    return total, total - sum(m.num_idle_params() for m in moe_layers(model))
+
+
+def expert_share_by_group(layer: MoE, groups: torch.Tensor, n_groups: int) -> torch.Tensor:
+    """Share of each group's routed tokens that went to each expert, from the last forward.
+
+    groups: (tokens,) a group id per token (its data domain, say), in the order the layer saw the
+    tokens. Returns (n_groups, N_r); each row sums to 1.
+    """
+    if groups.numel() != layer.indices.shape[0]:
+        raise ValueError(f"{groups.numel()} group ids for {layer.indices.shape[0]} tokens")
+    idx = layer.indices.to(groups.device)
+    pair_group = groups.repeat_interleave(idx.shape[1])
+    table = torch.zeros(n_groups, layer.cfg.n_routed, device=groups.device)
+    ones = torch.ones(idx.numel(), device=groups.device)
+    table.index_put_((pair_group, idx.flatten()), ones, accumulate=True)
+    return table / table.sum(dim=1, keepdim=True).clamp(min=1)
