@@ -42,6 +42,12 @@ class LayerCache:
         self.length = end
         return tuple(out)
 
+    def truncate(self, length: int) -> None:
+        """Forget every position from ``length`` on (to rewind after a trial step, say)."""
+        if not 0 <= length <= self.length:
+            raise ValueError(f"can truncate to 0..{self.length} positions, not {length}")
+        self.length = length
+
     def tensors(self) -> dict[str, torch.Tensor]:
         """The filled part of each buffer."""
         return {name: buf[:, : self.length] for name, buf in self.buffers.items()}
