@@ -27,6 +27,8 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
+from effllm.attention import AttentionConfig
+from effllm.model import ModelConfig
 from effllm.rl_tasks import AdditionTask, Problem, is_correct, reward
 from effllm.sampling import Rollout, sample_group
 
@@ -138,7 +140,7 @@ class GRPOConfig:
     steps: int = 100
     prompts_per_step: int = 16
     G: int = 8
-    lr: float = 1e-3
+    lr: float = 1e-4
     epsilon: float = 0.2
     beta: float = 0.04
     mu: int = 1  # gradient steps on each batch of samples (π_θold is refreshed after them)
@@ -148,7 +150,8 @@ class GRPOConfig:
     aggregation: str = "sequence"
     grad_clip: float = 1.0
     eval_every: int = 10
-    eval_problems: int = 500
+    eval_problems: int = 200
+    eval_samples: int = 4
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -171,21 +174,32 @@ class GRPOConfig:
 
 @torch.no_grad()
 def heldout_accuracy(
-    model: nn.Module, task: AdditionTask, problems: list[Problem], batch_size: int = 1024
+    model: nn.Module,
+    task: AdditionTask,
+    problems: list[Problem],
+    samples: int = 4,
+    temperature: float = 1.0,
+    seed: int = 0,
 ) -> float:
-    """Share of ``problems`` answered correctly with greedy decoding (temperature 0)."""
+    """pass@1 on ``problems``: the share of correct answers among ``samples`` per problem.
+
+    This is how DeepSeek-R1 reports accuracy: sample k answers per question at a non-zero
+    temperature and average their correctness. A fixed ``seed`` makes every evaluation draw the
+    same random numbers, so two checkpoints are compared on equal terms. ``temperature=0`` with
+    ``samples=1`` is greedy decoding.
+    """
     device = next(model.parameters()).device
-    correct = 0
-    for start in range(0, len(problems), batch_size):
-        chunk = problems[start : start + batch_size]
-        roll = sample_group(
-            model, task.encode_prompts(chunk).to(device), 1, task.max_completion_len, 0.0
-        )
-        texts, finished = roll.texts(), roll.finished.tolist()
-        correct += sum(
-            is_correct(t, p.answer, f) for t, p, f in zip(texts, chunk, finished, strict=True)
-        )
-    return correct / len(problems)
+    generator = torch.Generator(device=device).manual_seed(seed)
+    roll = sample_group(
+        model,
+        task.encode_prompts(problems).to(device),
+        samples,
+        task.max_completion_len,
+        temperature,
+        generator=generator,
+    )
+    _, correct = score(roll, problems, samples)
+    return correct.mean().item()
 
 
 def score(rollout: Rollout, problems: list[Problem], G: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -223,7 +237,14 @@ def train_grpo(
     reference = copy.deepcopy(policy).eval().requires_grad_(False)  # π_ref
     opt = torch.optim.AdamW(policy.parameters(), lr=cfg.lr, betas=(0.9, 0.99), weight_decay=0.0)
     generator = torch.Generator(device=device).manual_seed(cfg.seed)
-    rows = [{"step": 0, "heldout_accuracy": heldout_accuracy(policy, task, heldout)}]
+    rows = [
+        {
+            "step": 0,
+            "heldout_accuracy": heldout_accuracy(
+                policy, task, heldout, cfg.eval_samples, cfg.temperature
+            ),
+        }
+    ]
     elapsed = 0.0
     bar = tqdm(range(1, cfg.steps + 1), desc=desc)
     for step in bar:
@@ -269,7 +290,52 @@ def train_grpo(
             "elapsed_s": elapsed,
         }
         if step % cfg.eval_every == 0 or step == cfg.steps:
-            row["heldout_accuracy"] = heldout_accuracy(policy, task, heldout)
+            row["heldout_accuracy"] = heldout_accuracy(
+                policy, task, heldout, cfg.eval_samples, cfg.temperature
+            )
             bar.set_postfix(heldout=f"{row['heldout_accuracy']:.1%}", reward=f"{row['reward']:.2f}")
         rows.append(row)
     return pd.DataFrame(rows)
+
+
+@dataclass
+class LabPreset:
+    """One scale of the GRPO lab: the task, the model, its supervised warm-up and the RL run.
+
+    The warm-up teaches correct sums, written in the graded form ``<sum>`` only a
+    ``tagged_fraction`` of the time (see :func:`effllm.rl_tasks.demonstrations`).
+    """
+
+    n_digits: int
+    model: ModelConfig
+    sft_steps: int
+    sft_batch: int
+    sft_lr: float
+    tagged_fraction: float
+    rl: GRPOConfig
+
+
+PRESETS = {
+    "cpu": LabPreset(
+        n_digits=2,
+        model=ModelConfig(max_len=16, n_layer=2, d_model=96, d_ff=288),
+        sft_steps=600,
+        sft_batch=64,
+        sft_lr=3e-3,
+        tagged_fraction=0.3,
+        rl=GRPOConfig(steps=100, prompts_per_step=8, G=8, lr=1e-4, eval_every=10),
+    ),
+    "gpu": LabPreset(
+        n_digits=3,
+        model=ModelConfig(
+            max_len=32, n_layer=4, d_model=256, d_ff=768, attention=AttentionConfig(n_head=8)
+        ),
+        sft_steps=3000,
+        sft_batch=256,
+        sft_lr=1e-3,
+        tagged_fraction=0.3,
+        rl=GRPOConfig(
+            steps=300, prompts_per_step=32, G=16, lr=3e-5, eval_every=20, eval_problems=1000
+        ),
+    ),
+}

@@ -2,18 +2,16 @@
 
 DeepSeek-R1-Zero was trained on problems whose answers a program can check: a math answer is
 compared with the known result, code is run against tests. No learned reward model is involved.
-Here the problems are additions of two zero-padded n-digit numbers, and a completion may first
-"think" in a scratchpad, then answer::
+Here the problems are additions of two zero-padded n-digit numbers, and the answer must be
+given between angle brackets, the course's answer tag (R1-Zero asked for ``<answer>`` tags)::
 
     prompt      "037+458="
-    completion  "<495>"          direct answer
-    completion  "(594)<495>"     scratchpad first: the digits of the sum from the units up,
-                                 the order in which one computes them by hand, then the answer
+    completion  "<495>"    well-formed: graded
+    completion  "495"      the right number, but not in the tag: earns nothing
 
-The reward has the two parts R1-Zero uses: a *format* reward for a well-formed completion (an
-optional scratchpad in parentheses, one number in angle brackets, then the end of the sequence)
-and an *accuracy* reward for the right number. Only the answer is graded, never the scratchpad.
-Anything else (empty, cut off, garbage) earns 0; the grader never raises.
+The reward has the two parts R1-Zero uses: a *format* reward for a well-formed completion (one
+number in angle brackets, then the end of the sequence) and an *accuracy* reward for the right
+number. Anything else (empty, cut off, untagged, garbage) earns 0; the grader never raises.
 
 Operands are zero-padded so that every prompt of a task has the same length: the course's
 attention has no padding mask, so a batch of prompts must not need padding.
@@ -33,8 +31,8 @@ from effllm.tokenizer import PAD, encode
 FORMAT_REWARD = 0.1
 ACCURACY_REWARD = 1.0
 SPLITS = ("train", "heldout")
-# An optional scratchpad "(digits)", then the answer "<digits>", and nothing else.
-_COMPLETION = re.compile(r"(\(\d{1,12}\))?<(\d{1,12})>")
+# The answer "<digits>", and nothing else.
+_COMPLETION = re.compile(r"<(\d{1,12})>")
 
 
 @dataclass(frozen=True)
@@ -54,14 +52,14 @@ class Problem:
         return self.a + self.b
 
     @property
-    def direct(self) -> str:
-        """The correct completion without a scratchpad (EOS not included)."""
+    def tagged(self) -> str:
+        """The correct, well-formed completion (EOS not included)."""
         return f"<{self.answer}>"
 
     @property
-    def worked(self) -> str:
-        """The correct completion with its scratchpad: sum digits units first, then the answer."""
-        return f"({str(self.answer)[::-1]})<{self.answer}>"
+    def untagged(self) -> str:
+        """The correct number without the answer tag: right, but the grader cannot read it."""
+        return str(self.answer)
 
 
 def split_of(a: int, b: int) -> str:
@@ -90,8 +88,8 @@ class AdditionTask:
 
     @property
     def max_completion_len(self) -> int:
-        """Tokens in the longest correct completion: '(', n+1 digits, ')<', n+1 digits, '>', EOS."""
-        return 2 * self.n_digits + 7
+        """Tokens in the longest well-formed completion: '<', n+1 digits, '>', EOS."""
+        return self.n_digits + 4
 
     def problems(self, n: int, split: str, seed: int) -> list[Problem]:
         """``n`` distinct problems of ``split``, drawn deterministically from ``seed``."""
@@ -138,32 +136,28 @@ class AdditionTask:
 
 
 def demonstrations(
-    problems: list[Problem], worked_fraction: float, rng: random.Random
+    problems: list[Problem], tagged_fraction: float, rng: random.Random
 ) -> list[str]:
-    """Correct completions for supervised warm-up: worked with probability ``worked_fraction``.
+    """Correct completions for supervised warm-up, tagged with probability ``tagged_fraction``.
 
-    A teacher who shows the scratchpad only now and then, as pre-training text only now and
-    then spells out its reasoning.
+    Every number is right; only the form varies. This is the starting point R1-Zero had: a
+    base model that knows something about the task but follows the requested answer format
+    only now and then, so the rule-based reward is earned sometimes, not often.
     """
-    if not 0 <= worked_fraction <= 1:
-        raise ValueError(f"worked_fraction must be in [0, 1], got {worked_fraction}")
-    return [p.worked if rng.random() < worked_fraction else p.direct for p in problems]
+    if not 0 <= tagged_fraction <= 1:
+        raise ValueError(f"tagged_fraction must be in [0, 1], got {tagged_fraction}")
+    return [p.tagged if rng.random() < tagged_fraction else p.untagged for p in problems]
 
 
 def parse_answer(completion: str) -> int | None:
-    """The answer of a well-formed completion (``"<495>"`` or ``"(594)<495>"``), else None.
+    """The answer of a well-formed completion (``"<495>"``), else None.
 
     Never raises: anything that is not a string or not well-formed gives None.
     """
     if not isinstance(completion, str):
         return None
     match = _COMPLETION.fullmatch(completion)
-    return int(match.group(2)) if match else None
-
-
-def uses_scratchpad(completion: str) -> bool:
-    """Whether a completion starts with a scratchpad (well-formed or not)."""
-    return isinstance(completion, str) and completion.startswith("(")
+    return int(match.group(1)) if match else None
 
 
 def reward(completion: str, answer: int, finished: bool = True) -> float:
