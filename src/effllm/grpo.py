@@ -228,8 +228,9 @@ def train_grpo(
     Returns one row per step (step 0 is the starting policy): ``step``, ``reward`` (mean),
     ``accuracy`` (share of correct samples), ``format_rate``, ``kl`` (mean per-token estimate
     against π_ref), ``length`` (mean completion tokens, EOS included), ``clip_frac``, ``loss``,
-    ``elapsed_s`` (training seconds, evaluation excluded) and ``heldout_accuracy`` (greedy, every
-    ``cfg.eval_every`` steps and at the end; NaN elsewhere).
+    ``elapsed_s`` (training seconds, evaluation excluded) and ``heldout_accuracy`` (pass@1 with
+    ``cfg.eval_samples`` samples per problem at ``cfg.temperature``, every ``cfg.eval_every``
+    steps and at the end; NaN elsewhere).
     """
     device = next(policy.parameters()).device
     if heldout is None:
