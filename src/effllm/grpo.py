@@ -327,16 +327,16 @@ PRESETS = {
         rl=GRPOConfig(steps=100, prompts_per_step=8, G=8, lr=1e-4, eval_every=10),
     ),
     "gpu": LabPreset(
-        n_digits=3,
+        n_digits=2,
         model=ModelConfig(
-            max_len=32, n_layer=4, d_model=256, d_ff=768, attention=AttentionConfig(n_head=8)
+            max_len=16, n_layer=4, d_model=256, d_ff=768, attention=AttentionConfig(n_head=8)
         ),
-        sft_steps=3000,
+        sft_steps=2000,
         sft_batch=256,
         sft_lr=1e-3,
         tagged_fraction=0.3,
         rl=GRPOConfig(
-            steps=300, prompts_per_step=32, G=16, lr=3e-5, eval_every=20, eval_problems=1000
+            steps=300, prompts_per_step=32, G=16, lr=5e-5, eval_every=20, eval_problems=500
         ),
     ),
 }
