@@ -1,0 +1,342 @@
+r"""Group Relative Policy Optimization (GRPO), as defined in DeepSeekMath §4.1 and used for R1.
+
+For each question q, sample a group of G outputs o_1..o_G from the old policy π_θold, score
+them with a reward r_i, and maximise
+
+    J(θ) = 1/G Σ_i 1/|o_i| Σ_t { min[ ρ_{i,t} Â_{i,t}, clip(ρ_{i,t}, 1-ε, 1+ε) Â_{i,t} ]
+                                 - β D_KL[π_θ || π_ref] }
+
+    ρ_{i,t} = π_θ(o_{i,t} | q, o_{i,<t}) / π_θold(o_{i,t} | q, o_{i,<t})
+    Â_{i,t} = (r_i - mean(r)) / std(r)                  (outcome supervision: same for all t)
+    D_KL    = π_ref/π_θ - log(π_ref/π_θ) - 1            (per token; unbiased, never negative)
+
+The group mean replaces PPO's learned value function as the baseline: an answer is pushed up
+if it beat its siblings, down if it did worse. Functions below map one-to-one onto those lines:
+:func:`group_advantages`, :func:`kl_estimator`, :func:`grpo_loss`; :func:`train_grpo` is the
+outer loop (sample, score, μ gradient steps per batch of samples).
+"""
+
+from __future__ import annotations
+
+import copy
+import time
+from dataclasses import dataclass
+
+import pandas as pd
+import torch
+from torch import nn
+from tqdm.auto import tqdm
+
+from effllm.attention import AttentionConfig
+from effllm.model import ModelConfig
+from effllm.rl_tasks import AdditionTask, Problem, is_correct, reward
+from effllm.sampling import Rollout, sample_group
+
+ADVANTAGES = ("grpo", "grpo_no_std", "reinforce")
+LOSS_AGGREGATIONS = ("sequence", "token")
+
+
+def group_advantages(rewards: torch.Tensor, scale: bool = True, eps: float = 1e-4) -> torch.Tensor:
+    """Â_i = (r_i - mean(r)) / (std(r) + eps) within each group; rewards: (B, G) -> (B, G).
+
+    A group whose rewards are all equal carries no signal and gets advantage 0 everywhere.
+    ``scale=False`` keeps only the mean subtraction (the Dr. GRPO variant).
+    """
+    if rewards.dim() != 2 or rewards.shape[1] < 2:
+        raise ValueError(f"rewards must be (batch, G) with G >= 2, got {tuple(rewards.shape)}")
+    centred = rewards - rewards.mean(dim=1, keepdim=True)
+    if not scale:
+        return centred
+    return centred / (rewards.std(dim=1, keepdim=True) + eps)
+
+
+def reinforce_advantages(rewards: torch.Tensor) -> torch.Tensor:
+    """Plain REINFORCE: Â_i = r_i, no baseline at all; rewards: (B, G) -> (B, G)."""
+    return rewards.clone()
+
+
+def advantages(rewards: torch.Tensor, kind: str) -> torch.Tensor:
+    """Advantages of ``kind`` (one of ``ADVANTAGES``) for rewards: (B, G) -> (B, G)."""
+    if kind == "grpo":
+        return group_advantages(rewards)
+    if kind == "grpo_no_std":
+        return group_advantages(rewards, scale=False)
+    if kind == "reinforce":
+        return reinforce_advantages(rewards)
+    raise ValueError(f"unknown advantage kind {kind!r}; choose one of {ADVANTAGES}")
+
+
+def kl_estimator(logp: torch.Tensor, logp_ref: torch.Tensor) -> torch.Tensor:
+    """Per-token estimate of D_KL[π_θ || π_ref]: π_ref/π_θ - log(π_ref/π_θ) - 1.
+
+    logp, logp_ref: log-probabilities of the sampled tokens under π_θ and π_ref, any shape.
+    Since x - log x - 1 >= 0 for x > 0, every term is non-negative, and it is 0 exactly where
+    the two policies agree. Its mean over tokens sampled from π_θ is unbiased for the KL.
+    """
+    log_ratio = logp_ref - logp
+    return torch.exp(log_ratio) - log_ratio - 1
+
+
+def grpo_loss(
+    logp: torch.Tensor,
+    logp_old: torch.Tensor,
+    logp_ref: torch.Tensor,
+    adv: torch.Tensor,
+    mask: torch.Tensor,
+    epsilon: float = 0.2,
+    beta: float = 0.04,
+    aggregation: str = "sequence",
+) -> tuple[torch.Tensor, dict[str, float]]:
+    """Negative GRPO objective (to minimise) and diagnostics.
+
+    logp, logp_old, logp_ref: (N, T) log π(o_{i,t} | q, o_{i,<t}) under π_θ, π_θold and π_ref
+        for the N = B x G sampled outputs; only logp carries gradients.
+    adv: (N,) Â_i, one number per output. mask: (N, T), 1 on the tokens of o_i.
+    aggregation: ``"sequence"`` averages over each output's tokens, then over outputs, as the
+        paper does (1/G Σ_i 1/|o_i| Σ_t); ``"token"`` averages over all tokens of the batch at
+        once (DAPO's token-level loss), so long outputs weigh more.
+    """
+    if aggregation not in LOSS_AGGREGATIONS:
+        raise ValueError(f"unknown aggregation {aggregation!r}; choose one of {LOSS_AGGREGATIONS}")
+    mask = mask.to(logp.dtype)
+    A = adv[:, None]  # Â_{i,t} = Â_i for every token t of output i
+    ratio = torch.exp(logp - logp_old)  # π_θ / π_θold
+    clipped = torch.clamp(ratio, 1 - epsilon, 1 + epsilon)
+    surrogate = torch.min(ratio * A, clipped * A)  # min[ρ Â, clip(ρ, 1-ε, 1+ε) Â]
+    kl = kl_estimator(logp, logp_ref)  # D_KL[π_θ || π_ref], per token
+    per_token = surrogate - beta * kl  # the braces { ... } of the objective
+    if aggregation == "sequence":
+        lengths = mask.sum(dim=1).clamp(min=1)
+        objective = ((per_token * mask).sum(dim=1) / lengths).mean()  # 1/G Σ_i 1/|o_i| Σ_t
+    else:
+        objective = (per_token * mask).sum() / mask.sum().clamp(min=1)  # 1/Σ|o_i| Σ_i Σ_t
+    n_tokens = mask.sum().clamp(min=1)
+    stats = {
+        "kl": ((kl * mask).sum() / n_tokens).item(),
+        "clip_frac": ((clipped != ratio).to(mask.dtype) * mask).sum().div(n_tokens).item(),
+    }
+    return -objective, stats
+
+
+def completion_logprobs(
+    model: nn.Module, rollout: Rollout, temperature: float = 1.0
+) -> torch.Tensor:
+    """log π(o_{i,t} | q, o_{i,<t}) of every sampled token: (N, T); 0 where mask is 0.
+
+    One forward pass over prompt + completion. Logits are divided by the sampling temperature
+    so that the probabilities are those of the distribution the tokens were drawn from.
+    """
+    logits, _ = model(rollout.tokens[:, :-1])
+    logits = logits[:, rollout.prompt_len - 1 :].float() / temperature  # predicts completions
+    logp = torch.log_softmax(logits, dim=-1)
+    logp = logp.gather(-1, rollout.completions.unsqueeze(-1)).squeeze(-1)
+    return logp * rollout.mask
+
+
+@dataclass
+class GRPOConfig:
+    """One RL run. Names follow DeepSeekMath: G, ε (epsilon), β (beta), μ (mu)."""
+
+    steps: int = 100
+    prompts_per_step: int = 16
+    G: int = 8
+    lr: float = 1e-4
+    epsilon: float = 0.2
+    beta: float = 0.04
+    mu: int = 1  # gradient steps on each batch of samples (π_θold is refreshed after them)
+    temperature: float = 1.0
+    top_k: int | None = None
+    advantage: str = "grpo"
+    aggregation: str = "sequence"
+    grad_clip: float = 1.0
+    eval_every: int = 10
+    eval_problems: int = 200
+    eval_samples: int = 4
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.G < 2:
+            raise ValueError(f"G must be >= 2 (a group needs siblings), got {self.G}")
+        if self.steps < 1 or self.prompts_per_step < 1 or self.mu < 1:
+            raise ValueError(
+                f"steps={self.steps}, prompts_per_step={self.prompts_per_step} and "
+                f"mu={self.mu} must be >= 1"
+            )
+        if self.temperature <= 0:
+            raise ValueError(f"sampling temperature must be > 0, got {self.temperature}")
+        if self.advantage not in ADVANTAGES:
+            raise ValueError(f"unknown advantage {self.advantage!r}; choose one of {ADVANTAGES}")
+        if self.aggregation not in LOSS_AGGREGATIONS:
+            raise ValueError(
+                f"unknown aggregation {self.aggregation!r}; choose one of {LOSS_AGGREGATIONS}"
+            )
+
+
+@torch.no_grad()
+def heldout_accuracy(
+    model: nn.Module,
+    task: AdditionTask,
+    problems: list[Problem],
+    samples: int = 4,
+    temperature: float = 1.0,
+    seed: int = 0,
+) -> float:
+    """pass@1 on ``problems``: the share of correct answers among ``samples`` per problem.
+
+    This is how DeepSeek-R1 reports accuracy: sample k answers per question at a non-zero
+    temperature and average their correctness. A fixed ``seed`` makes every evaluation draw the
+    same random numbers, so two checkpoints are compared on equal terms. ``temperature=0`` with
+    ``samples=1`` is greedy decoding.
+    """
+    device = next(model.parameters()).device
+    generator = torch.Generator(device=device).manual_seed(seed)
+    roll = sample_group(
+        model,
+        task.encode_prompts(problems).to(device),
+        samples,
+        task.max_completion_len,
+        temperature,
+        generator=generator,
+    )
+    _, correct = score(roll, problems, samples)
+    return correct.mean().item()
+
+
+def score(rollout: Rollout, problems: list[Problem], G: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Rewards and correctness of a rollout, both (B, G), from the grader in rl_tasks."""
+    texts, finished = rollout.texts(), rollout.finished.tolist()
+    answers = [p.answer for p in problems for _ in range(G)]
+    r = [reward(t, a, f) for t, a, f in zip(texts, answers, finished, strict=True)]
+    ok = [is_correct(t, a, f) for t, a, f in zip(texts, answers, finished, strict=True)]
+    shape = (len(problems), G)
+    return torch.tensor(r).view(shape), torch.tensor(ok, dtype=torch.float32).view(shape)
+
+
+def train_grpo(
+    policy: nn.Module,
+    task: AdditionTask,
+    cfg: GRPOConfig,
+    heldout: list[Problem] | None = None,
+    desc: str = "GRPO",
+) -> pd.DataFrame:
+    """Fine-tune ``policy`` in place with GRPO (or a variant named by ``cfg.advantage``).
+
+    The reference model π_ref is a frozen copy of the policy as it was on entry. Each step
+    draws ``cfg.prompts_per_step`` training problems, samples G outputs for each, grades them,
+    and takes ``cfg.mu`` AdamW steps on the loss.
+
+    Returns one row per step (step 0 is the starting policy): ``step``, ``reward`` (mean),
+    ``accuracy`` (share of correct samples), ``format_rate``, ``kl`` (mean per-token estimate
+    against π_ref), ``length`` (mean completion tokens, EOS included), ``clip_frac``, ``loss``,
+    ``elapsed_s`` (training seconds, evaluation excluded) and ``heldout_accuracy`` (pass@1 with
+    ``cfg.eval_samples`` samples per problem at ``cfg.temperature``, every ``cfg.eval_every``
+    steps and at the end; NaN elsewhere).
+    """
+    device = next(policy.parameters()).device
+    if heldout is None:
+        heldout = task.problems(cfg.eval_problems, "heldout", seed=cfg.seed)
+    reference = copy.deepcopy(policy).eval().requires_grad_(False)  # π_ref
+    opt = torch.optim.AdamW(policy.parameters(), lr=cfg.lr, betas=(0.9, 0.99), weight_decay=0.0)
+    generator = torch.Generator(device=device).manual_seed(cfg.seed)
+    rows = [
+        {
+            "step": 0,
+            "heldout_accuracy": heldout_accuracy(
+                policy, task, heldout, cfg.eval_samples, cfg.temperature
+            ),
+        }
+    ]
+    elapsed = 0.0
+    bar = tqdm(range(1, cfg.steps + 1), desc=desc)
+    for step in bar:
+        t0 = time.perf_counter()
+        problems = task.problems(cfg.prompts_per_step, "train", seed=cfg.seed * 1_000_003 + step)
+        prompts = task.encode_prompts(problems).to(device)
+        rollout = sample_group(  # π_θold = the policy as it is now, before this step's updates
+            policy, prompts, cfg.G, task.max_completion_len, cfg.temperature, cfg.top_k, generator
+        )
+        rewards, correct = score(rollout, problems, cfg.G)
+        adv = advantages(rewards, cfg.advantage).flatten().to(device)
+        with torch.no_grad():
+            logp_ref = completion_logprobs(reference, rollout, cfg.temperature)
+        logp_old = None
+        for _ in range(cfg.mu):
+            logp = completion_logprobs(policy, rollout, cfg.temperature)
+            if logp_old is None:  # first inner step: θ is still θold
+                logp_old = logp.detach()
+            loss, stats = grpo_loss(
+                logp,
+                logp_old,
+                logp_ref,
+                adv,
+                rollout.mask,
+                cfg.epsilon,
+                cfg.beta,
+                cfg.aggregation,
+            )
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            if cfg.grad_clip:
+                nn.utils.clip_grad_norm_(policy.parameters(), cfg.grad_clip)
+            opt.step()
+        elapsed += time.perf_counter() - t0
+        row = {
+            "step": step,
+            "reward": rewards.mean().item(),
+            "accuracy": correct.mean().item(),
+            "format_rate": (rewards > 0).float().mean().item(),
+            "length": rollout.lengths.float().mean().item(),
+            "loss": loss.item(),
+            **stats,
+            "elapsed_s": elapsed,
+        }
+        if step % cfg.eval_every == 0 or step == cfg.steps:
+            row["heldout_accuracy"] = heldout_accuracy(
+                policy, task, heldout, cfg.eval_samples, cfg.temperature
+            )
+            bar.set_postfix(heldout=f"{row['heldout_accuracy']:.1%}", reward=f"{row['reward']:.2f}")
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+@dataclass
+class LabPreset:
+    """One scale of the GRPO lab: the task, the model, its supervised warm-up and the RL run.
+
+    The warm-up teaches correct sums, written in the graded form ``<sum>`` only a
+    ``tagged_fraction`` of the time (see :func:`effllm.rl_tasks.demonstrations`).
+    """
+
+    n_digits: int
+    model: ModelConfig
+    sft_steps: int
+    sft_batch: int
+    sft_lr: float
+    tagged_fraction: float
+    rl: GRPOConfig
+
+
+PRESETS = {
+    "cpu": LabPreset(
+        n_digits=2,
+        model=ModelConfig(max_len=16, n_layer=2, d_model=96, d_ff=288),
+        sft_steps=600,
+        sft_batch=64,
+        sft_lr=3e-3,
+        tagged_fraction=0.3,
+        rl=GRPOConfig(steps=100, prompts_per_step=8, G=8, lr=1e-4, eval_every=10),
+    ),
+    "gpu": LabPreset(
+        n_digits=2,
+        model=ModelConfig(
+            max_len=16, n_layer=4, d_model=256, d_ff=768, attention=AttentionConfig(n_head=8)
+        ),
+        sft_steps=2000,
+        sft_batch=256,
+        sft_lr=1e-3,
+        tagged_fraction=0.3,
+        rl=GRPOConfig(
+            steps=300, prompts_per_step=32, G=16, lr=5e-5, eval_every=20, eval_problems=500
+        ),
+    ),
+}
