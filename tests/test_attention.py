@@ -15,7 +15,8 @@ from effllm.attention import (
     kv_cache_values_per_token,
     resolve,
 )
-from effllm.benchmarks.decode import generation_rate, lab_presets, mla_decode_step_seconds
+from effllm.benchmarks import lab_presets
+from effllm.benchmarks.decode import generation_rate, mla_decode_step_seconds
 from effllm.kv_cache import LayerCache
 from effllm.model import ModelConfig, Transformer
 
@@ -170,7 +171,7 @@ def test_layer_cache_truncate():
 
 
 def test_lab_gpu_preset_builds_and_trains_one_step_on_cpu():
-    presets = lab_presets()
+    presets = lab_presets("03_attention_kv_cache")
     assert set(presets) == {"cpu", "gpu"}
     for name, cfg in presets["gpu"]["models"].items():
         torch.manual_seed(0)

@@ -3,6 +3,7 @@ import torch
 import torch.nn.functional as F
 
 from effllm.attention import AttentionConfig
+from effllm.benchmarks import lab_presets
 from effllm.model import ModelConfig, Transformer
 from effllm.moe import (
     MoE,
@@ -243,9 +244,7 @@ def test_bad_configurations_are_value_errors():
 
 
 def test_lab_gpu_preset_builds_and_trains_one_step_on_cpu():
-    from effllm.benchmarks.moe import lab_presets
-
-    presets = lab_presets()
+    presets = lab_presets("02_moe")
     assert set(presets) == {"cpu", "gpu"}
     gpu = presets["gpu"]
     for name, cfg in gpu["models"].items():
@@ -263,9 +262,7 @@ def test_lab_gpu_preset_builds_and_trains_one_step_on_cpu():
 
 @pytest.mark.parametrize("preset", ["cpu", "gpu"])
 def test_lab_comparisons_are_fair(preset):
-    from effllm.benchmarks.moe import lab_presets
-
-    models = lab_presets()[preset]["models"]
+    models = lab_presets("02_moe")[preset]["models"]
 
     def without_router(name):  # (total, active) parameters less the routers' weights
         cfg = models[name]

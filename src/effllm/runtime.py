@@ -12,7 +12,8 @@ import os
 import platform
 import random
 import warnings
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from typing import TypeVar
 
 import numpy as np
@@ -65,6 +66,32 @@ def select_preset(presets: Mapping[str, T], name: str | None = None) -> tuple[st
 def device() -> torch.device:
     """CUDA when available, else the CPU."""
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def tiny_model_threads(dev: torch.device | None = None) -> int:
+    """On the CPU, compute with one intra-op thread; return the number of threads now in use.
+
+    The labs' models multiply matrices a few dozen columns wide. A second thread costs more in
+    synchronisation than it saves, and on a busy machine the two threads of one process wait on
+    each other: lab 3 once took 1.5 minutes on one thread and 8 on two, on two loaded cores.
+    On a GPU this changes nothing.
+    """
+    if (dev or device()).type == "cpu":
+        torch.set_num_threads(1)
+    return torch.get_num_threads()
+
+
+@contextmanager
+def cpu_threads(n: int) -> Iterator[None]:
+    """Run the block with ``n`` intra-op CPU threads, then restore the count (for benchmarks)."""
+    if n < 1:
+        raise ValueError(f"the number of threads must be at least 1, got {n}")
+    before = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
 
 
 def seed_everything(seed: int) -> torch.Generator:

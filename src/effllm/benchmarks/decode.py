@@ -9,38 +9,17 @@ what the weights have learnt, since every run generates the same number of token
 from __future__ import annotations
 
 import dataclasses
-import json
 import math
 import time
-from pathlib import Path
 
 import torch
 from torch import nn
 
 from effllm import runtime
 from effllm.attention import AttentionConfig, MultiHeadLatentAttention
+from effllm.benchmarks import lab_presets
 from effllm.kv_cache import LayerCache
 from effllm.model import Transformer
-
-LAB = Path(__file__).resolve().parents[3] / "labs" / "03_attention_kv_cache.ipynb"
-
-
-def lab_presets(path: Path = LAB) -> dict:
-    """The ``PRESETS`` mapping of lab 3, executed from the one notebook cell that defines it."""
-    if not path.exists():
-        raise FileNotFoundError(
-            f"{path} not found: this reads lab 3's presets, so run it from a checkout of the course"
-        )
-    cells = [
-        "".join(c["source"])
-        for c in json.loads(path.read_text())["cells"]
-        if c["cell_type"] == "code" and "PRESETS = {" in "".join(c["source"])
-    ]
-    if len(cells) != 1:
-        raise ValueError(f"{path.name}: expected one cell defining PRESETS, found {len(cells)}")
-    namespace: dict = {}
-    exec(cells[0], namespace)  # the cell only imports config classes and builds dicts
-    return namespace["PRESETS"]
 
 
 @torch.no_grad()
@@ -124,17 +103,12 @@ def mla_decode_step_seconds(
 
 def run() -> str:
     """Decoding speed as lab 3 measures it: on a CPU with one thread, as the lab sets."""
-    threads = torch.get_num_threads()
-    if runtime.device().type == "cpu":
-        torch.set_num_threads(1)
-    try:
+    with runtime.cpu_threads(1):
         return _report()
-    finally:
-        torch.set_num_threads(threads)
 
 
 def _report() -> str:
-    name, preset = runtime.select_preset(lab_presets())
+    name, preset = runtime.select_preset(lab_presets("03_attention_kv_cache"))
     dev = runtime.device()
     runtime.seed_everything(0)
     mha = Transformer(preset["models"]["MHA"]).to(dev)

@@ -12,36 +12,16 @@ the goal for the grouped dispatch is 1.3x.
 
 from __future__ import annotations
 
-import json
 import statistics
 import time
 from collections.abc import Callable
-from pathlib import Path
 
 import torch
 
+from effllm import runtime
+from effllm.benchmarks import lab_presets
 from effllm.layers import FeedForward
 from effllm.moe import MoE
-
-LAB = Path(__file__).resolve().parents[3] / "labs" / "02_moe.ipynb"
-
-
-def lab_presets(path: Path = LAB) -> dict:
-    """The ``PRESETS`` mapping of lab 2, executed from the one notebook cell that defines it."""
-    if not path.exists():
-        raise FileNotFoundError(
-            f"{path} not found: this reads lab 2's presets, so run it from a checkout of the course"
-        )
-    cells = [
-        "".join(c["source"])
-        for c in json.loads(path.read_text())["cells"]
-        if c["cell_type"] == "code" and "PRESETS = {" in "".join(c["source"])
-    ]
-    if len(cells) != 1:
-        raise ValueError(f"{path.name}: expected one cell defining PRESETS, found {len(cells)}")
-    namespace: dict = {}
-    exec(cells[0], namespace)  # the cell only imports config classes and builds dicts
-    return namespace["PRESETS"]
 
 
 def step_ms(layer: torch.nn.Module, x: torch.Tensor, repeats: int, warmup: int = 3) -> list[float]:
@@ -91,7 +71,12 @@ def describe_row(name: str, d_model: int, moe: MoE, tokens: int, res: dict[str, 
 
 
 def run() -> str:
-    presets = lab_presets()
+    """The ratio at both presets' sizes, on one CPU thread as lab 2 runs."""
+    with runtime.cpu_threads(1):
+        return _report(lab_presets("02_moe"))
+
+
+def _report(presets: dict) -> str:
     lines = [
         f"forward + backward on the CPU, torch threads {torch.get_num_threads()}; medians; "
         "dense = SwiGLU with the MoE's active hidden units",

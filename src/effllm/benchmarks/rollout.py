@@ -13,6 +13,7 @@ import time
 
 import torch
 
+from effllm import runtime
 from effllm.grpo import PRESETS
 from effllm.model import Transformer
 from effllm.rl_tasks import AdditionTask
@@ -31,24 +32,24 @@ def _tokens_per_s(model: Transformer, prompts: torch.Tensor, new: int, use_cache
 
 def run() -> str:
     """Tokens per second of both presets' rollouts on one CPU thread, cached and uncached."""
-    lines = []
+    with runtime.cpu_threads(1):
+        return "\n".join(_rate(name) for name in ("cpu", "gpu"))
+
+
+def _rate(name: str) -> str:
+    """One line: the cached and uncached rollout speed at the sizes of preset ``name``."""
     torch.manual_seed(0)
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    for name in ("cpu", "gpu"):
-        preset = PRESETS[name]
-        task = AdditionTask(preset.n_digits)
-        model = Transformer(preset.model).eval()
-        problems = task.problems(preset.rl.prompts_per_step, "train", seed=0)
-        prompts = task.encode_prompts(problems).repeat_interleave(preset.rl.G, dim=0)
-        new = task.max_completion_len
-        cached = _tokens_per_s(model, prompts, new, use_cache=True)
-        uncached = _tokens_per_s(model, prompts, new, use_cache=False)
-        lines.append(
-            f"{name} preset sizes ({prompts.shape[0]} rows = {preset.rl.prompts_per_step} prompts"
-            f" x G={preset.rl.G}, prompt {prompts.shape[1]} + {new} new tokens, "
-            f"{model.num_params() / 1e6:.2f}M params): with KV cache {cached:,.0f} tok/s, "
-            f"without {uncached:,.0f} tok/s, speed-up x{cached / uncached:.2f}"
-        )
-    torch.set_num_threads(threads)
-    return "\n".join(lines)
+    preset = PRESETS[name]
+    task = AdditionTask(preset.n_digits)
+    model = Transformer(preset.model).eval()
+    problems = task.problems(preset.rl.prompts_per_step, "train", seed=0)
+    prompts = task.encode_prompts(problems).repeat_interleave(preset.rl.G, dim=0)
+    new = task.max_completion_len
+    cached = _tokens_per_s(model, prompts, new, use_cache=True)
+    uncached = _tokens_per_s(model, prompts, new, use_cache=False)
+    return (
+        f"{name} preset sizes ({prompts.shape[0]} rows = {preset.rl.prompts_per_step} prompts"
+        f" x G={preset.rl.G}, prompt {prompts.shape[1]} + {new} new tokens, "
+        f"{model.num_params() / 1e6:.2f}M params): with KV cache {cached:,.0f} tok/s, "
+        f"without {uncached:,.0f} tok/s, speed-up x{cached / uncached:.2f}"
+    )
