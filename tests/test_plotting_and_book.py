@@ -76,7 +76,7 @@ def test_glue_emits_what_myst_nb_reads(monkeypatch):
     monkeypatch.setattr(book, "display", lambda data, raw, metadata: shown.append((data, metadata)))
     import numpy as np
 
-    assert book.glue("cost_musd", np.float64(5.576)) == 5.576
+    assert book.glue("cost_musd", np.float64(5.576)) is None  # a cell ending in glue echoes nothing
     data, metadata = shown[0]
     assert data == {book.GLUE_PREFIX + "text/plain": "5.576"}
     assert metadata["scrapbook"] == {"name": "cost_musd", "mime_prefix": book.GLUE_PREFIX}

@@ -17,12 +17,12 @@ from IPython.display import display
 GLUE_PREFIX = "application/papermill.record/"
 
 
-def glue(name: str, value: Any, display_it: bool = False) -> Any:
-    """Record ``value`` under ``name`` for the book; return ``value`` unchanged.
+def glue(name: str, value: Any, display_it: bool = False) -> None:
+    """Record ``value`` under ``name`` for the book.
 
     Numbers are glued as plain Python floats/ints so that chapters can format them
-    (``:.2f``). With ``display_it`` the value is also shown in the notebook. Do not end a cell
-    with a ``glue`` call: the notebook would echo the returned value, a bare number on the page.
+    (``:.2f``). With ``display_it`` the value is also shown in the notebook. Nothing is returned,
+    so a cell that ends with ``glue(...)`` does not echo a bare number onto the page.
     """
     if not name.isidentifier():
         raise ValueError(f"glue name must be an identifier, got {name!r}")
@@ -32,4 +32,3 @@ def glue(name: str, value: Any, display_it: bool = False) -> Any:
     prefix = "" if display_it else GLUE_PREFIX
     metadata["scrapbook"] = {"name": name, "mime_prefix": prefix}
     display({prefix + k: v for k, v in bundle.items()}, raw=True, metadata=metadata)
-    return value
