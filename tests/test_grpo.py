@@ -36,6 +36,9 @@ def test_group_advantages_are_centred_scaled_and_zero_for_equal_rewards():
     torch.testing.assert_close(no_std[0], torch.tensor([0.5, -0.5, -0.5, 0.5]))
     torch.testing.assert_close(advantages(r, "reinforce"), r)
     torch.testing.assert_close(advantages(r, "grpo_no_std"), no_std)
+    # A reward offset moves REINFORCE's advantages but cancels in the group baseline.
+    torch.testing.assert_close(group_advantages(r + 1.0), a, atol=1e-5, rtol=0)
+    torch.testing.assert_close(advantages(r + 1.0, "reinforce"), r + 1.0)
 
 
 def test_bad_advantage_inputs():

@@ -147,6 +147,9 @@ class GRPOConfig:
     temperature: float = 1.0
     top_k: int | None = None
     advantage: str = "grpo"
+    # Added to every reward before the advantages: it moves the reward's zero point, which a
+    # group baseline cancels exactly and plain REINFORCE does not.
+    reward_offset: float = 0.0
     aggregation: str = "sequence"
     grad_clip: float = 1.0
     eval_every: int = 10
@@ -225,7 +228,8 @@ def train_grpo(
     draws ``cfg.prompts_per_step`` training problems, samples G outputs for each, grades them,
     and takes ``cfg.mu`` AdamW steps on the loss.
 
-    Returns one row per step (step 0 is the starting policy): ``step``, ``reward`` (mean),
+    Returns one row per step (step 0 is the starting policy): ``step``, ``reward`` (mean of the
+    grader's rewards, before ``cfg.reward_offset``),
     ``accuracy`` (share of correct samples), ``format_rate``, ``kl`` (mean per-token estimate
     against π_ref), ``length`` (mean completion tokens, EOS included), ``clip_frac``, ``loss``,
     ``elapsed_s`` (training seconds, evaluation excluded) and ``heldout_accuracy`` (pass@1 with
@@ -256,7 +260,7 @@ def train_grpo(
             policy, prompts, cfg.G, task.max_completion_len, cfg.temperature, cfg.top_k, generator
         )
         rewards, correct = score(rollout, problems, cfg.G)
-        adv = advantages(rewards, cfg.advantage).flatten().to(device)
+        adv = advantages(rewards + cfg.reward_offset, cfg.advantage).flatten().to(device)
         with torch.no_grad():
             logp_ref = completion_logprobs(reference, rollout, cfg.temperature)
         logp_old = None
