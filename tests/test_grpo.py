@@ -123,12 +123,18 @@ def test_completion_logprobs_match_the_sampling_distribution():
     torch.testing.assert_close(logp[:, 0], expected, rtol=1e-4, atol=1e-5)
 
 
-def test_one_grpo_step_raises_the_probability_of_rewarded_answers():
+def _fresh_rollout(n: int, split: str, G: int):
+    """An untrained SMALL model, n two-digit problems of ``split`` and G samples of each."""
     torch.manual_seed(0)
     model = Transformer(SMALL)
     task = AdditionTask(2)
-    problems = task.problems(16, "train", seed=0)
-    roll = sample_group(model, task.encode_prompts(problems), 4, task.max_completion_len, 1.0)
+    problems = task.problems(n, split, seed=0)
+    roll = sample_group(model, task.encode_prompts(problems), G, task.max_completion_len, 1.0)
+    return model, task, problems, roll
+
+
+def test_one_grpo_step_raises_the_probability_of_rewarded_answers():
+    model, task, problems, roll = _fresh_rollout(16, "train", 4)
     # A toy reward: 1 for completions whose first byte is ASCII (about half), else 0.
     starts = roll.completions[:, 0] < 128
     rewards = starts.float().view(16, 4)
@@ -146,11 +152,7 @@ def test_one_grpo_step_raises_the_probability_of_rewarded_answers():
 
 
 def test_score_and_heldout_accuracy_on_a_model_that_knows_nothing():
-    torch.manual_seed(0)
-    model = Transformer(SMALL)
-    task = AdditionTask(2)
-    problems = task.problems(8, "heldout", seed=0)
-    roll = sample_group(model, task.encode_prompts(problems), 2, task.max_completion_len, 1.0)
+    model, task, problems, roll = _fresh_rollout(8, "heldout", 2)
     rewards, correct = score(roll, problems, 2)
     assert rewards.shape == correct.shape == (8, 2)
     assert heldout_accuracy(model, task, problems) == heldout_accuracy(model, task, problems)
