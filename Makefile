@@ -35,12 +35,12 @@ browser-test: setup
 	$(BIN)/python -m pytest tests_browser $(if $(SEARCH),--search-term "$(SEARCH)")
 
 lint: setup
-	$(BIN)/ruff check src tests tests_browser labs book/_ext
-	$(BIN)/ruff format --check src tests tests_browser book/_ext
+	$(BIN)/ruff check src tools tests tests_browser labs book/_ext
+	$(BIN)/ruff format --check src tools tests tests_browser book/_ext
 
 ## bench: the speed benchmarks quoted in the closing notes and labs
 bench: setup
-	$(BIN)/python -m effllm.bench all
+	$(BIN)/python tools/bench.py all
 
 clean:
 	rm -rf _build .pytest_cache

@@ -3,10 +3,8 @@ import dataclasses
 import pytest
 import torch
 
+from effllm import deepseek_v3 as v3
 from effllm.attention import (
-    V3_D_MODEL,
-    V3_MLA,
-    V3_SAME_SHAPE_MHA,
     AttentionConfig,
     MultiHeadLatentAttention,
     attend,
@@ -15,10 +13,9 @@ from effllm.attention import (
     kv_cache_values_per_token,
     resolve,
 )
-from effllm.benchmarks import lab_presets
-from effllm.benchmarks.decode import generation_rate, mla_decode_step_seconds
 from effllm.kv_cache import LayerCache
 from effllm.model import ModelConfig, Transformer
+from effllm.speed import generation_rate, mla_decode_step_seconds
 
 D_MODEL = 64
 VARIANTS = {
@@ -86,10 +83,11 @@ def test_cache_values_follow_the_v2_table():
 
 
 def test_v3_scale_uses_the_same_function():
-    assert kv_cache_values_per_token(V3_MLA, V3_D_MODEL) == 576
-    assert kv_cache_values_per_token(V3_SAME_SHAPE_MHA, V3_D_MODEL) == 32_768
-    assert kv_cache_bytes_per_token(V3_MLA, V3_D_MODEL, torch.bfloat16) == 1152
-    assert kv_cache_bytes_per_token(V3_SAME_SHAPE_MHA, V3_D_MODEL, torch.bfloat16) == 65_536
+    mla, mha, d = v3.mla(), v3.same_shape_mha(), v3.CONFIG.dim
+    assert kv_cache_values_per_token(mla, d) == 512 + 64
+    assert kv_cache_values_per_token(mha, d) == 2 * 128 * 128
+    assert kv_cache_bytes_per_token(mla, d, torch.bfloat16) == 1152
+    assert kv_cache_bytes_per_token(mha, d, torch.bfloat16) == 65_536
     gb_128k = 1152 * 61 * 128 * 1024 / 1e9
     assert gb_128k == pytest.approx(9.21, abs=0.01)
 
@@ -170,27 +168,7 @@ def test_layer_cache_truncate():
         cache.truncate(5)
 
 
-def test_lab_gpu_preset_builds_and_trains_one_step_on_cpu():
-    presets = lab_presets("03_attention_kv_cache")
-    assert set(presets) == {"cpu", "gpu"}
-    for name, cfg in presets["gpu"]["models"].items():
-        torch.manual_seed(0)
-        model = Transformer(cfg)
-        opt = torch.optim.AdamW(model.parameters(), lr=presets["gpu"]["lr"])
-        idx = torch.randint(0, 256, (2, presets["gpu"]["seq_len"] + 1))
-        _, loss = model(idx[:, :-1], idx[:, 1:])
-        loss.backward()
-        before = model.head.weight.detach().clone()
-        opt.step()
-        assert torch.isfinite(loss), name
-        assert not torch.equal(before, model.head.weight), name
-    for preset in presets.values():
-        assert preset["decode_prompt"] + preset["decode_tokens"] <= preset["models"]["MHA"].max_len
-
-
-def test_benchmark_helpers_reject_bad_input(tmp_path):
-    with pytest.raises(FileNotFoundError, match="checkout"):
-        lab_presets(tmp_path / "missing.ipynb")
+def test_speed_helpers_reject_bad_input():
     model = Transformer(small(VARIANTS["mha"]))
     with pytest.raises(ValueError, match="positive"):
         generation_rate(model, 4, 0)

@@ -4,9 +4,8 @@ import json
 import re
 from pathlib import Path
 
+import fork
 import pytest
-
-from effllm import fork
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -1,12 +1,9 @@
 import math
-import random
-import warnings
 
 import pytest
 import torch
 
 from effllm.grpo import (
-    PRESETS,
     GRPOConfig,
     advantages,
     completion_logprobs,
@@ -18,8 +15,7 @@ from effllm.grpo import (
     train_grpo,
 )
 from effllm.model import ModelConfig, Transformer
-from effllm.rl_tasks import AdditionTask, demonstrations
-from effllm.runtime import select_preset
+from effllm.rl_tasks import AdditionTask
 from effllm.sampling import sample_group
 
 SMALL = ModelConfig(max_len=16, n_layer=1, d_model=32, d_ff=64)
@@ -170,25 +166,3 @@ def test_train_grpo_history_columns():
     for col in ("reward", "accuracy", "format_rate", "kl", "length", "clip_frac", "loss"):
         assert hist[col].iloc[1:].notna().all(), col
     assert (hist["kl"].iloc[1:] >= 0).all()
-
-
-def test_gpu_preset_builds_and_takes_one_grpo_step_on_cpu():
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        name, preset = select_preset(PRESETS, "gpu")
-    assert name == "gpu"
-    task = AdditionTask(preset.n_digits)
-    model = Transformer(preset.model)
-    assert model.num_params() > 3 * Transformer(PRESETS["cpu"].model).num_params()
-    assert task.prompt_len + task.max_completion_len <= preset.model.max_len
-    problems = task.problems(4, "train", seed=0)
-    x, y = task.sft_batch(
-        problems, demonstrations(problems, preset.tagged_fraction, random.Random(0))
-    )
-    assert model(x, y)[1].item() > 0
-    cfg = GRPOConfig(
-        **{**preset.rl.__dict__, "steps": 1, "prompts_per_step": 2, "G": 2, "eval_problems": 4}
-    )
-    hist = train_grpo(model, task, cfg)
-    assert len(hist) == 2 and hist["heldout_accuracy"].notna().all()
-    assert math.isfinite(hist["loss"].iloc[1]) and hist["length"].iloc[1] >= 1

@@ -1,6 +1,5 @@
 import math
 import re
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -303,43 +302,7 @@ def test_check_claim_rejects_unknown_qualifier():
         mk.check_claim("1", 1.0, "roughly")
 
 
-# --- the optional refresh -------------------------------------------------------------------
-
-
-def test_refresh_without_yfinance_says_how_to_install(monkeypatch, tmp_path):
-    monkeypatch.setitem(sys.modules, "yfinance", None)  # makes `import yfinance` fail
-    with pytest.raises(ImportError, match=r"pip install 'effllm\[refresh\]'"):
-        mk.refresh(tmp_path / "p.csv")
-
-
-def test_a_download_is_written_in_the_shipped_format(tmp_path):
-    symbols = {t: mk.YAHOO_SYMBOLS.get(t, t) for t in mk.NAMES}
-    dates = pd.to_datetime(["2025-01-24", "2025-01-27"])
-    cols = pd.MultiIndex.from_product([["Close", "Volume"], list(symbols.values())])
-    raw = pd.DataFrame(1.0, index=dates, columns=cols)
-    raw[("Close", "NVDA")] = [142.6199951171875, 118.41999816894531]
-    raw[("Volume", "NVDA")] = [234657600, 818830900]
-    path = tmp_path / "p.csv"
-    mk.tidy_download(raw, symbols).to_csv(path, index=False, float_format="%.2f")
-    assert path.read_text().splitlines()[:2] == [
-        "date,ticker,close,volume",
-        "2025-01-24,NVDA,142.62,234657600",
-    ]
-    p = mk.load_prices(path)
-    assert len(p) == 2 * len(mk.NAMES)
-    assert mk.day_returns(mk.closes(p, "NVDA"), "2025-01-27").round(4)["NVDA"] == -0.1697
-    raw[("Close", "^SOX")] = [1.0, np.nan]
-    with pytest.raises(ValueError, match="no close for SOX on 2025-01-27"):
-        mk.tidy_download(raw, symbols)
-
-
 def test_sources_describe_the_market_files():
     sources = data_text("SOURCES.md")
     for name in (mk.PRICES_FILE, mk.SHARES_FILE, mk.SESSIONS_FILE):
         assert f"## {name}" in sources
-
-
-def test_refresh_command_reports_a_missing_yfinance(monkeypatch, tmp_path, capsys):
-    monkeypatch.setitem(sys.modules, "yfinance", None)
-    assert mk.main(["refresh", "--out", str(tmp_path / "p.csv")]) == 2
-    assert "pip install 'effllm[refresh]'" in capsys.readouterr().err

@@ -2,8 +2,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from effllm import presets
 from effllm.attention import AttentionConfig
-from effllm.benchmarks import lab_presets
 from effllm.model import ModelConfig, Transformer
 from effllm.moe import (
     MoE,
@@ -243,26 +243,9 @@ def test_bad_configurations_are_value_errors():
         Transformer(ModelConfig(ffn="moe"))
 
 
-def test_lab_gpu_preset_builds_and_trains_one_step_on_cpu():
-    presets = lab_presets("02_moe")
-    assert set(presets) == {"cpu", "gpu"}
-    gpu = presets["gpu"]
-    for name, cfg in gpu["models"].items():
-        torch.manual_seed(0)
-        model = Transformer(cfg)
-        opt = torch.optim.AdamW(model.parameters(), lr=gpu["lr"])
-        idx = torch.randint(0, 256, (2, gpu["seq_len"] + 1))
-        _, loss = model(idx[:, :-1], idx[:, 1:])
-        loss.backward()
-        opt.step()
-        assert torch.isfinite(loss), name
-        if cfg.ffn == "moe":
-            assert balance_step(0, model)["load_entropy"] > 0
-
-
 @pytest.mark.parametrize("preset", ["cpu", "gpu"])
 def test_lab_comparisons_are_fair(preset):
-    models = lab_presets("02_moe")[preset]["models"]
+    models = presets.PRESETS["moe"][preset].models()
 
     def without_router(name):  # (total, active) parameters less the routers' weights
         cfg = models[name]

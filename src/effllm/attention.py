@@ -130,22 +130,6 @@ def kv_cache_bytes_per_token(
     return kv_cache_values_per_token(cfg, d_model) * torch.empty((), dtype=dtype).element_size()
 
 
-# DeepSeek-V3 (config_671B.json in deepseek-ai/DeepSeek-V3): 61 layers, hidden size 7168, MLA with
-# 128 heads, and an MHA model of the same shape (128 heads of 128 dims) to compare it with.
-V3_N_LAYER = 61
-V3_D_MODEL = 7168
-V3_MLA = AttentionConfig(
-    kind="mla",
-    n_head=128,
-    kv_lora_rank=512,
-    q_lora_rank=1536,
-    qk_nope_head_dim=128,
-    qk_rope_head_dim=64,
-    v_head_dim=128,
-)
-V3_SAME_SHAPE_MHA = AttentionConfig(kind="mha", n_head=128, head_dim=128)
-
-
 def causal_mask(t: int, start_pos: int, device: torch.device) -> torch.Tensor | None:
     """Boolean mask (t, start_pos + t): query i (at position start_pos + i) sees keys <= it.
 

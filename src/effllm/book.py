@@ -1,10 +1,10 @@
 """Hand numbers and figures from a lab to the book's chapters (MyST-NB ``glue``).
 
-MyST-NB reads a glued value from a notebook output that carries ``scrapbook`` metadata and MIME
-types prefixed with ``application/papermill.record/``. Emitting that output here, instead of
-importing ``myst_nb``, keeps the labs free of a Sphinx dependency in Colab; the book build reads it
-exactly as it reads ``myst_nb.glue``. A chapter then writes
-``{glue:text}`../labs/01_training_cost.ipynb::v3_total_cost_musd:.3f```.
+MyST-NB reads a glued value from a cell output that carries ``scrapbook`` metadata and MIME types
+prefixed with ``application/papermill.record/``. Emitting that output here, instead of importing
+``myst_nb``, keeps the labs free of a Sphinx dependency in Colab; the book build reads it exactly
+as it reads ``myst_nb.glue``. A chapter then quotes the value with MyST's ``{glue:text}`` role,
+naming the lab and the key, in a format of its choice (``:.3f``).
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ def glue(name: str, value: Any, display_it: bool = False) -> None:
     """Record ``value`` under ``name`` for the book.
 
     Numbers are glued as plain Python floats/ints so that chapters can format them
-    (``:.2f``). With ``display_it`` the value is also shown in the notebook. Nothing is returned,
+    (``:.2f``). With ``display_it`` the value is also shown on the lab's page. Nothing is returned,
     so a cell that ends with ``glue(...)`` does not echo a bare number onto the page.
     """
     if not name.isidentifier():

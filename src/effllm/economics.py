@@ -1,10 +1,10 @@
 """Cost arithmetic for training and serving: GPU hours, dollars, FLOPs and utilisation.
 
-The numbers a lab feeds in come from the DeepSeek-V3 technical report (arXiv:2412.19437):
-37B activated parameters, 14.8T training tokens, and the GPU hours of its Table 1 (shipped as
-``effllm/data/deepseek_v3_training_cost.csv``). The serving functions turn the same quantities
-(parameters touched per token, a peak throughput, a utilisation, a GPU-hour price) into a cost
-per million generated tokens.
+The numbers a lab feeds in come from the DeepSeek-V3 technical report (arXiv:2412.19437), kept
+in :mod:`effllm.deepseek_v3` (37B activated parameters, 14.8T training tokens), and the GPU hours
+of its Table 1 (shipped as ``effllm/data/deepseek_v3_training_cost.csv``). The serving functions
+turn the same quantities (parameters touched per token, a peak throughput, a utilisation, a
+GPU-hour price) into a cost per million generated tokens.
 """
 
 from __future__ import annotations
@@ -13,13 +13,8 @@ import math
 
 import pandas as pd
 
+from effllm import deepseek_v3 as v3
 from effllm.datafiles import read_csv
-
-# DeepSeek-V3, from the technical report (§1 and §4.1).
-V3_TOTAL_PARAMS = 671e9
-V3_ACTIVE_PARAMS = 37e9
-V3_TRAINING_TOKENS = 14.8e12
-V3_USD_PER_GPU_HOUR = 2.0  # the report's assumed H800 rental price
 
 # Assumption, not a confirmed figure: the H800's dense BF16 tensor peak. Secondary sources put it
 # at about 989 TFLOP/s (the same die as the H100 SXM); no primary NVIDIA source was found.
@@ -112,7 +107,7 @@ def gpu_hours_for(flops: float, peak_flops_per_gpu: float, utilisation: float) -
     )
 
 
-def v3_training_cost(usd_per_gpu_hour: float = V3_USD_PER_GPU_HOUR) -> pd.DataFrame:
+def v3_training_cost(usd_per_gpu_hour: float = v3.USD_PER_GPU_HOUR) -> pd.DataFrame:
     """DeepSeek-V3's training cost by stage (Table 1 of the report), with a total row.
 
     Returns columns ``stage``, ``h800_gpu_hours``, ``cost_usd``.

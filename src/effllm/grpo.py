@@ -27,8 +27,6 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from effllm.attention import AttentionConfig
-from effllm.model import ModelConfig
 from effllm.rl_tasks import AdditionTask, Problem, is_correct, reward
 from effllm.sampling import Rollout, sample_group
 
@@ -301,46 +299,3 @@ def train_grpo(
             bar.set_postfix(heldout=f"{row['heldout_accuracy']:.1%}", reward=f"{row['reward']:.2f}")
         rows.append(row)
     return pd.DataFrame(rows)
-
-
-@dataclass
-class LabPreset:
-    """One scale of the GRPO lab: the task, the model, its supervised warm-up and the RL run.
-
-    The warm-up teaches correct sums, written in the graded form ``<sum>`` only a
-    ``tagged_fraction`` of the time (see :func:`effllm.rl_tasks.demonstrations`).
-    """
-
-    n_digits: int
-    model: ModelConfig
-    sft_steps: int
-    sft_batch: int
-    sft_lr: float
-    tagged_fraction: float
-    rl: GRPOConfig
-
-
-PRESETS = {
-    "cpu": LabPreset(
-        n_digits=2,
-        model=ModelConfig(max_len=16, n_layer=2, d_model=96, d_ff=288),
-        sft_steps=600,
-        sft_batch=64,
-        sft_lr=3e-3,
-        tagged_fraction=0.3,
-        rl=GRPOConfig(steps=100, prompts_per_step=8, G=8, lr=1e-4, eval_every=10),
-    ),
-    "gpu": LabPreset(
-        n_digits=2,
-        model=ModelConfig(
-            max_len=16, n_layer=4, d_model=256, d_ff=768, attention=AttentionConfig(n_head=8)
-        ),
-        sft_steps=2000,
-        sft_batch=256,
-        sft_lr=1e-3,
-        tagged_fraction=0.3,
-        rl=GRPOConfig(
-            steps=300, prompts_per_step=32, G=16, lr=5e-5, eval_every=20, eval_problems=500
-        ),
-    ),
-}

@@ -5,18 +5,15 @@ The data ship with the package (``effllm/data/prices.csv``, ``shares.csv`` and
 series for the 81 trading days 2024-12-02..2025-03-31, split-adjusted and not dividend-adjusted,
 and NVIDIA's share volume. Lab 5 uses them to reproduce NVIDIA's fall of 16.97% and to ask how
 much of it the market as a whole explains.
-
-``python -m effllm.markets refresh --out FILE`` downloads the same table with yfinance (install
-the ``refresh`` extra) and writes it in the shipped format; nothing else here uses the network.
+Nothing here uses the network. The repository's ``tools/refresh_prices.py`` downloads the same
+table again in the shipped format, for a maintainer who wants to check or extend it.
 """
 
 from __future__ import annotations
 
-import argparse
 import math
 import os
-import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import ROUND_HALF_UP, Decimal
 from pathlib import Path
@@ -52,8 +49,6 @@ GROUPS: dict[str, tuple[str, ...]] = {
     "hyperscalers": ("MSFT", "GOOGL", "META", "AMZN"),
     "indices": ("IXIC", "SPX", "QQQ", "SPY"),
 }
-# yfinance's symbols where they differ from ours: indices carry a caret, the S&P 500 is ^GSPC.
-YAHOO_SYMBOLS: dict[str, str] = {"IXIC": "^IXIC", "SPX": "^GSPC", "SOX": "^SOX"}
 
 # Fewer returns than this cannot pin down a beta: the standard error of the slope grows like
 # 1/sqrt(n), and published event studies use 120-250 days.
@@ -529,76 +524,3 @@ def check_claim(
             f"unknown qualifier {qualifier!r}; use '=', 'nearly', 'about', 'above' or 'below'"
         )
     return "right" if ok else "wrong"
-
-
-# ---------------------------------------------------------------------------------------------
-# Optional refresh from Yahoo Finance (never used by the tests or the labs)
-
-
-def tidy_download(raw: pd.DataFrame, symbols: Mapping[str, str]) -> pd.DataFrame:
-    """yfinance's download (columns ``(field, symbol)``) in the shipped tidy format.
-
-    ``symbols`` maps our tickers to yfinance's. Closes are rounded to cents (or hundredths of an
-    index point); volume is kept for NVDA only, as in the shipped file.
-    """
-    ours = {v: k for k, v in symbols.items()}
-    close = raw["Close"].rename(columns=ours)[list(symbols)]
-    missing = close.isna().stack()
-    if missing.any():
-        date, ticker = missing[missing].index[0]
-        raise ValueError(f"the download has no close for {ticker} on {pd.Timestamp(date):%Y-%m-%d}")
-    tidy = close.round(2).rename_axis(index="date", columns="ticker").stack().rename("close")
-    tidy = tidy.reset_index()
-    nvda_volume = raw["Volume"][symbols["NVDA"]].astype("int64")
-    is_nvda = tidy["ticker"] == "NVDA"
-    tidy["volume"] = tidy["date"].map(nvda_volume).where(is_nvda).astype("Int64")
-    tidy["date"] = pd.to_datetime(tidy["date"]).dt.strftime("%Y-%m-%d")
-    return tidy
-
-
-def refresh(out: str | os.PathLike, start: str = "2024-12-02", end: str = "2025-03-31") -> Path:
-    """Download the closes for ``start``..``end`` with yfinance and write them to ``out``.
-
-    The file has the shipped format, so ``load_prices(out)`` reads and checks it. Needs
-    ``pip install 'effllm[refresh]'`` and a network connection.
-    """
-    try:
-        import yfinance as yf
-    except ImportError:
-        raise ImportError(
-            "refreshing the prices needs yfinance: pip install 'effllm[refresh]' "
-            "(the shipped data need nothing)"
-        ) from None
-    symbols = {t: YAHOO_SYMBOLS.get(t, t) for t in NAMES}
-    # yfinance's end date is exclusive: ask for the day after the last one wanted.
-    last = (pd.Timestamp(end) + pd.Timedelta(days=1)).strftime("%Y-%m-%d")
-    raw = yf.download(
-        list(symbols.values()), start=start, end=last, auto_adjust=False, progress=False
-    )
-    path = Path(out)
-    tidy_download(raw, symbols).to_csv(path, index=False, float_format="%.2f")
-    load_prices(path)
-    return path
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="python -m effllm.markets", description=__doc__.splitlines()[0]
-    )
-    sub = parser.add_subparsers(dest="command", required=True)
-    ref = sub.add_parser("refresh", help="download the closes with yfinance into a CSV file")
-    ref.add_argument("--out", default="prices_refreshed.csv", help="file to write")
-    ref.add_argument("--start", default="2024-12-02")
-    ref.add_argument("--end", default="2025-03-31")
-    args = parser.parse_args(argv)
-    try:
-        path = refresh(args.out, args.start, args.end)
-    except ImportError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
-    print(f"wrote {path}; read it with effllm.markets.load_prices({str(path)!r})")
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -7,6 +7,7 @@ so the labs can compare variants in otherwise identical models.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 
 import torch
@@ -46,6 +47,14 @@ def build_ffn(cfg: ModelConfig) -> nn.Module:
             raise ValueError('ffn="moe" needs ModelConfig.moe, an effllm.moe.MoEConfig')
         return MoE(cfg.d_model, cfg.moe)
     raise ValueError(f"unknown ffn kind {cfg.ffn!r}; choose one of {FFN_KINDS}")
+
+
+def with_mla_form(model: Transformer, absorb: bool) -> Transformer:
+    """A copy of an MLA ``model`` (same weights) that attends in the naive or absorbed form."""
+    att = dataclasses.replace(model.cfg.attention, mla_absorb=absorb)
+    twin = Transformer(dataclasses.replace(model.cfg, attention=att))
+    twin.load_state_dict(model.state_dict())
+    return twin.to(next(model.parameters()).device)
 
 
 class Block(nn.Module):

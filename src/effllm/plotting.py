@@ -51,9 +51,9 @@ _STYLE = {
 def use_style() -> None:
     """Apply the course style to every figure drawn after this call.
 
-    In a notebook it also makes a figure's plain-text form its :func:`describe` text. The book
-    build turns that text into the alt text of the figure's image (book/_ext/figure_alt.py), so a
-    reader who cannot see the plot learns what it shows.
+    Under IPython (a lab's kernel) it also makes a figure's plain-text form its
+    :func:`describe` text. The book build turns that text into the alt text of the figure's
+    image, so a reader who cannot see the plot learns what it shows.
     """
     mpl.rcParams.update(_STYLE)
     shell = get_ipython()

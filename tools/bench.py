@@ -1,7 +1,7 @@
-"""Run the course's speed benchmarks: ``python -m effllm.bench NAME`` or ``... all``.
+"""Run the course's speed benchmarks from a checkout: ``python tools/bench.py NAME`` or ``all``.
 
-Benchmarks live in ``effllm/benchmarks/NAME.py``; each defines ``run() -> str``. They measure
-with wall-clock timers over repeated runs, never inside the test suite.
+Benchmarks live in ``tools/benchmarks/NAME.py``; each defines ``run() -> str``. They measure
+with wall-clock timers over repeated runs, never inside the test suite. ``make bench`` runs all.
 """
 
 from __future__ import annotations
@@ -11,9 +11,8 @@ import importlib
 import pkgutil
 import sys
 
+import benchmarks  # tools/benchmarks, next to this script
 import torch
-
-from effllm import benchmarks
 
 
 def available() -> list[str]:
@@ -29,7 +28,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads")
     for name in names if args.name == "all" else [args.name]:
         print(f"== {name}")
-        print(importlib.import_module(f"effllm.benchmarks.{name}").run())
+        print(importlib.import_module(f"benchmarks.{name}").run())
     return 0
 
 

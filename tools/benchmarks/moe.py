@@ -1,7 +1,7 @@
 """Forward plus backward of the MoE layer against a dense SwiGLU with the same active parameters.
 
-``python -m effllm.bench moe``. Sizes are those of lab 2's presets (read from
-``labs/02_moe.ipynb``, so the lab, its unit test and this benchmark share one definition): one
+``python tools/bench.py moe``. Sizes are those of lab 2's presets (from :mod:`effllm.presets`,
+which the lab and its unit tests read too): one
 batch of ``batch * seq_len`` tokens through one MoE layer, and through a dense
 :class:`~effllm.layers.FeedForward` whose hidden size is the MoE's active hidden size
 (K_r + N_s) * d_expert. Both run on the CPU, at the CPU preset's sizes (the goal) and at the
@@ -18,8 +18,7 @@ from collections.abc import Callable
 
 import torch
 
-from effllm import runtime
-from effllm.benchmarks import lab_presets
+from effllm import presets, runtime
 from effllm.layers import FeedForward
 from effllm.moe import MoE
 
@@ -73,10 +72,10 @@ def describe_row(name: str, d_model: int, moe: MoE, tokens: int, res: dict[str, 
 def run() -> str:
     """The ratio at both presets' sizes, on one CPU thread as lab 2 runs."""
     with runtime.cpu_threads(1):
-        return _report(lab_presets("02_moe"))
+        return _report()
 
 
-def _report(presets: dict) -> str:
+def _report() -> str:
     lines = [
         f"forward + backward on the CPU, torch threads {torch.get_num_threads()}; medians; "
         "dense = SwiGLU with the MoE's active hidden units",
@@ -84,9 +83,9 @@ def _report(presets: dict) -> str:
         "    MoE ms  dense ms  ratio",
     ]
     for name in ("cpu", "gpu"):  # the lab's sizes, then its GPU preset's sizes (on the CPU)
-        preset = presets[name]
-        cfg = preset["models"]["moe"]
-        tokens = preset["batch"] * preset["seq_len"]
+        P = presets.PRESETS["moe"][name]
+        cfg = P.models()["moe"]
+        tokens = P.batch * P.seq_len
         torch.manual_seed(0)
         moe = MoE(cfg.d_model, cfg.moe)
         repeats = 30 if name == "cpu" else 5

@@ -3,9 +3,11 @@
 Two other places must agree with it: ``repository.url`` in ``_config.yml`` (the book's launch and
 repository buttons) and the ``pip install`` line in every lab's Colab setup cell.
 
-    python -m effllm.fork                      # rewrite both from pyproject.toml
-    python -m effllm.fork https://github.com/me/my-fork   # point everything at a fork
-    python -m effllm.fork --check              # list disagreements, exit 1 if any
+    python tools/fork.py                       # rewrite both from pyproject.toml
+    python tools/fork.py https://github.com/me/my-fork    # point everything at a fork
+    python tools/fork.py --check               # list disagreements, exit 1 if any
+
+A tool of the repository, run from a checkout (it edits the checkout's files).
 """
 
 from __future__ import annotations
@@ -80,7 +82,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("url", nargs="?", help="new repository URL (default: keep pyproject's)")
     parser.add_argument("--check", action="store_true", help="only report disagreements")
-    parser.add_argument("--root", type=Path, default=Path.cwd(), help="repository root")
+    parser.add_argument(
+        "--root", type=Path, default=Path(__file__).resolve().parents[1], help="repository root"
+    )
     args = parser.parse_args(argv)
     if not args.check:
         rewrite(args.root, args.url)

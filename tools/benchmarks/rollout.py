@@ -13,8 +13,7 @@ import time
 
 import torch
 
-from effllm import runtime
-from effllm.grpo import PRESETS
+from effllm import presets, runtime
 from effllm.model import Transformer
 from effllm.rl_tasks import AdditionTask
 
@@ -39,7 +38,7 @@ def run() -> str:
 def _rate(name: str) -> str:
     """One line: the cached and uncached rollout speed at the sizes of preset ``name``."""
     torch.manual_seed(0)
-    preset = PRESETS[name]
+    preset = presets.PRESETS["grpo"][name]
     task = AdditionTask(preset.n_digits)
     model = Transformer(preset.model).eval()
     problems = task.problems(preset.rl.prompts_per_step, "train", seed=0)

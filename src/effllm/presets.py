@@ -1,0 +1,325 @@
+"""Every lab's settings, in one place: a ``cpu`` preset and a ``gpu`` preset per lab.
+
+A lab starts with ``P = presets.load("moe")``: the ``cpu`` preset by default (the one
+``pytest --nbval`` runs: well under two minutes on two cores), the ``gpu`` preset when CUDA is
+available, either one forced by ``EFFLLM_PRESET=cpu|gpu``. A student changes a field in one
+line, ``P = presets.load("moe", steps=600)``, and the lab prints what it runs. The unit tests
+and the benchmarks read the same objects, so the three cannot drift apart.
+
+Each lab has a frozen dataclass of its knobs (the sizes of the labs that train, the assumptions
+of the ones that compute), written as small commented data in the manner of nanoGPT's config
+files. Labs 1, 5 and 6 train nothing: their two presets are the same.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+
+import pandas as pd
+
+from effllm import deepseek_v3 as v3
+from effllm import runtime
+from effllm.attention import AttentionConfig
+from effllm.economics import H800_BF16_DENSE_PEAK_FLOPS
+from effllm.grpo import GRPOConfig
+from effllm.model import ModelConfig
+from effllm.moe import MoEConfig
+
+
+@dataclass(frozen=True)
+class TrainingCost:
+    """Lab 1: the assumptions behind the cost of V3's training run."""
+
+    name: str
+    usd_per_gpu_hour: float = v3.USD_PER_GPU_HOUR  # the report's rental price; try 1.5 or 3.0
+    peak_flops: float = H800_BF16_DENSE_PEAK_FLOPS  # FLOP/s of one H800 (an assumption)
+    cluster_gpus: int = 2048  # the report's cluster of H800s
+
+
+@dataclass(frozen=True)
+class MoELab:
+    """Lab 2: a tiny transformer whose feed-forward layers are an MoE, and its dense rivals."""
+
+    name: str
+    d_model: int
+    n_layer: int
+    n_head: int
+    seq_len: int
+    moe: MoEConfig  # the fine-grained MoE: shared + routed experts, sigmoid router, bias balancing
+    conventional: MoEConfig  # a few large experts, softmax router, auxiliary loss
+    batch: int
+    steps: int
+    lr: float
+    aux_loss_alpha: float  # the weight of the auxiliary balance loss in section 5
+    eval_every: int
+    eval_batches: int
+    chars_per_domain: int  # size of each corpus domain
+
+    def models(self) -> dict[str, ModelConfig]:
+        """The four models of the lab, identical except for their feed-forward layers."""
+        base = dict(
+            max_len=self.seq_len,
+            n_layer=self.n_layer,
+            d_model=self.d_model,
+            attention=AttentionConfig(n_head=self.n_head),
+        )
+        return {
+            "dense_active": ModelConfig(**base, d_ff=self.moe.active_hidden),
+            "dense_total": ModelConfig(**base, d_ff=self.moe.total_hidden),
+            "moe": ModelConfig(**base, ffn="moe", moe=self.moe),
+            "conventional": ModelConfig(**base, ffn="moe", moe=self.conventional),
+        }
+
+
+@dataclass(frozen=True)
+class AttentionLab:
+    """Lab 3: four attention variants in the same small transformer, trained and timed."""
+
+    name: str
+    d_model: int
+    n_layer: int
+    d_ff: int
+    max_len: int
+    n_head: int
+    gqa_groups: int  # n_g, key-value heads of GQA
+    kv_lora_rank: int  # d_c, MLA's latent (V2's recipe: four times a head's width)
+    qk_rope_head_dim: int  # d_h^R, MLA's decoupled rotary key (half a head's width)
+    trained: tuple[str, ...]  # the variants section 4 trains
+    steps: int
+    batch: int
+    seq_len: int
+    lr: float
+    val_batches: int
+    decode_prompt: int  # prompt length of the generation-speed measurement
+    decode_tokens: int  # tokens generated after it
+
+    def models(self) -> dict[str, ModelConfig]:
+        """The four models of the lab, identical except for their attention."""
+        shape = dict(
+            d_model=self.d_model, n_layer=self.n_layer, d_ff=self.d_ff, max_len=self.max_len
+        )
+        h = self.n_head
+        attention = {
+            "MHA": AttentionConfig("mha", h),
+            "GQA": AttentionConfig("gqa", h, n_kv_groups=self.gqa_groups),
+            "MQA": AttentionConfig("mqa", h),
+            "MLA": AttentionConfig(
+                "mla", h, kv_lora_rank=self.kv_lora_rank, qk_rope_head_dim=self.qk_rope_head_dim
+            ),
+        }
+        return {k: ModelConfig(**shape, attention=a) for k, a in attention.items()}
+
+
+@dataclass(frozen=True)
+class GRPOLab:
+    """Lab 4: the task, the model, its supervised warm-up and the RL run.
+
+    The warm-up teaches correct sums, written in the graded form ``<sum>`` only a
+    ``tagged_fraction`` of the time (see :func:`effllm.rl_tasks.demonstrations`).
+    """
+
+    name: str
+    n_digits: int  # digits of each addend
+    model: ModelConfig
+    sft_steps: int
+    sft_batch: int
+    sft_lr: float
+    tagged_fraction: float
+    rl: GRPOConfig = field(default_factory=GRPOConfig)
+
+
+@dataclass(frozen=True)
+class MarketShock:
+    """Lab 5: the event study of 27 January 2025."""
+
+    name: str
+    event: str = "2025-01-27"  # DeepSeek Monday
+    window: tuple[int, int] = (-1, 1)  # trading days around it: Friday 24 to Tuesday 28 January
+    market: str = "SPX"  # the index of the market model
+
+    @property
+    def event_date(self) -> pd.Timestamp:
+        return pd.Timestamp(self.event)
+
+
+@dataclass(frozen=True)
+class TokenEconomics:
+    """Lab 6: the workload whose bill the lab prices, and the reasoning example."""
+
+    name: str
+    in_tokens: int = 3_000  # input tokens per request
+    out_tokens: int = 2_500  # output tokens per request
+    requests_per_month: int = 100_000
+    cache_hit: float = 0.5  # share of input tokens served from the prompt cache
+    question_tokens: int = 1_000  # section 3: a question ...
+    answer_tokens: int = 500  # ... its answer ...
+    reasoning_tokens: int = 4_000  # ... and a typical chain of thought before it
+
+
+def _same(preset: type, **fields) -> dict:
+    """A lab that trains nothing runs the same settings on either device."""
+    return {n: preset(name=n, **fields) for n in runtime.PRESET_NAMES}
+
+
+PRESETS: dict[str, dict[str, object]] = {
+    "training_cost": _same(TrainingCost),
+    "moe": {
+        "cpu": MoELab(
+            name="cpu",
+            d_model=64,
+            n_layer=2,
+            n_head=4,
+            seq_len=64,
+            # 1 shared + 3 of 31 routed experts of 16 units: DeepSeekMoE's split (m = 4) of the
+            # conventional 8 experts of 64 units, top-1.
+            moe=MoEConfig(
+                n_routed=31,
+                n_shared=1,
+                top_k=3,
+                d_expert=16,
+                route_scale=3.0,
+                balancing="bias",
+                bias_update_speed=0.01,
+            ),
+            conventional=MoEConfig(
+                n_routed=8,
+                n_shared=0,
+                top_k=1,
+                d_expert=64,
+                router="softmax",
+                balancing="aux_loss",
+                aux_loss_alpha=0.01,
+            ),
+            batch=16,
+            steps=300,
+            lr=1e-2,
+            aux_loss_alpha=0.01,
+            eval_every=25,
+            eval_batches=4,
+            chars_per_domain=100_000,
+        ),
+        "gpu": MoELab(
+            name="gpu",
+            d_model=256,
+            n_layer=6,
+            n_head=8,
+            seq_len=256,
+            moe=MoEConfig(
+                n_routed=31,
+                n_shared=1,
+                top_k=3,
+                d_expert=64,
+                route_scale=3.0,
+                balancing="bias",
+                bias_update_speed=v3.BIAS_UPDATE_SPEED,
+            ),
+            conventional=MoEConfig(
+                n_routed=8,
+                n_shared=0,
+                top_k=1,
+                d_expert=256,
+                router="softmax",
+                balancing="aux_loss",
+                aux_loss_alpha=0.01,
+            ),
+            batch=32,
+            steps=3000,
+            lr=3e-3,
+            aux_loss_alpha=0.01,
+            eval_every=100,
+            eval_batches=16,
+            chars_per_domain=400_000,
+        ),
+    },
+    "attention": {
+        "cpu": AttentionLab(
+            name="cpu",
+            d_model=128,
+            n_layer=2,
+            d_ff=384,
+            max_len=256,
+            n_head=8,
+            gqa_groups=2,
+            kv_lora_rank=64,
+            qk_rope_head_dim=8,
+            trained=("MHA", "GQA", "MLA"),  # MQA only in the GPU preset and exercise 5
+            steps=200,
+            batch=16,
+            seq_len=64,
+            lr=3e-3,
+            val_batches=32,
+            decode_prompt=32,
+            decode_tokens=224,
+        ),
+        "gpu": AttentionLab(
+            name="gpu",
+            d_model=512,
+            n_layer=8,
+            d_ff=1536,
+            max_len=512,
+            n_head=8,
+            gqa_groups=2,
+            kv_lora_rank=256,
+            qk_rope_head_dim=32,
+            trained=("MHA", "GQA", "MQA", "MLA"),
+            steps=2000,
+            batch=64,
+            seq_len=256,
+            lr=1e-3,
+            val_batches=64,
+            decode_prompt=64,
+            decode_tokens=448,
+        ),
+    },
+    "grpo": {
+        "cpu": GRPOLab(
+            name="cpu",
+            n_digits=2,
+            model=ModelConfig(max_len=16, n_layer=2, d_model=96, d_ff=288),
+            sft_steps=600,
+            sft_batch=64,
+            sft_lr=3e-3,
+            tagged_fraction=0.3,
+            rl=GRPOConfig(steps=100, prompts_per_step=8, G=8, lr=1e-4, eval_every=10),
+        ),
+        "gpu": GRPOLab(
+            name="gpu",
+            n_digits=2,
+            model=ModelConfig(
+                max_len=16, n_layer=4, d_model=256, d_ff=768, attention=AttentionConfig(n_head=8)
+            ),
+            sft_steps=2000,
+            sft_batch=256,
+            sft_lr=1e-3,
+            tagged_fraction=0.3,
+            rl=GRPOConfig(
+                steps=300, prompts_per_step=32, G=16, lr=5e-5, eval_every=20, eval_problems=500
+            ),
+        ),
+    },
+    "market_shock": _same(MarketShock),
+    "token_economics": _same(TokenEconomics),
+}
+
+LABS = tuple(PRESETS)
+
+
+def load(lab: str, preset: str | None = None, **overrides):
+    """The settings lab ``lab`` runs: its ``cpu`` or ``gpu`` preset, with ``overrides`` applied.
+
+    ``preset`` forces one (else ``$EFFLLM_PRESET``, else ``gpu`` with CUDA, else ``cpu``; see
+    :func:`effllm.runtime.select_preset`). An override must name a field of the lab's preset:
+    ``load("moe", steps=600)``. Raises ValueError naming an unknown lab or field.
+    """
+    if lab not in PRESETS:
+        raise ValueError(f"unknown lab {lab!r}; the labs with presets are {', '.join(LABS)}")
+    _, chosen = runtime.select_preset(PRESETS[lab], preset)
+    known = {f.name for f in dataclasses.fields(chosen)} - {"name"}
+    unknown = sorted(set(overrides) - known)
+    if unknown:
+        raise ValueError(
+            f"{type(chosen).__name__} has no field {', '.join(unknown)}; "
+            f"its fields are {', '.join(sorted(known))}"
+        )
+    return dataclasses.replace(chosen, **overrides)
