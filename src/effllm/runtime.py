@@ -13,7 +13,8 @@ import platform
 import random
 import warnings
 from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
+from dataclasses import dataclass
 from typing import TypeVar
 
 import numpy as np
@@ -66,6 +67,46 @@ def select_preset(presets: Mapping[str, T], name: str | None = None) -> tuple[st
 def device() -> torch.device:
     """CUDA when available, else the CPU."""
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+@dataclass(frozen=True)
+class Precision:
+    """How a training loop computes: in float32, or in mixed precision under autocast.
+
+    ``dtype`` None means float32 throughout (the CPU presets: exact and reproducible). With
+    ``torch.float16`` or ``torch.bfloat16``, matrix multiplications run in that type while the
+    weights, the optimiser state and the loss stay in float32; float16's narrow range needs a
+    gradient scaler (:attr:`needs_scaler`), bfloat16's does not.
+    """
+
+    device_type: str
+    dtype: torch.dtype | None = None
+
+    def autocast(self) -> AbstractContextManager:
+        """The context to run a forward pass in."""
+        if self.dtype is None:
+            return nullcontext()
+        return torch.autocast(self.device_type, dtype=self.dtype)
+
+    @property
+    def needs_scaler(self) -> bool:
+        return self.dtype == torch.float16
+
+    def grad_scaler(self) -> torch.amp.GradScaler:
+        """A gradient scaler, active only where the type needs one (float16)."""
+        return torch.amp.GradScaler(self.device_type, enabled=self.needs_scaler)
+
+
+def precision(dev: torch.device | None = None, mixed: bool = True) -> Precision:
+    """The labs' choice: mixed precision on a CUDA GPU, float32 elsewhere.
+
+    On a GPU with bfloat16 (Ampere and later) autocast uses it; on older ones, such as Colab's
+    free T4, float16 with a gradient scaler. ``mixed=False`` keeps float32 everywhere.
+    """
+    dev = dev or device()
+    if dev.type != "cuda" or not mixed:
+        return Precision(dev.type)
+    return Precision("cuda", torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16)
 
 
 def tiny_model_threads(dev: torch.device | None = None) -> int:
