@@ -1,6 +1,7 @@
 """The labs' build-it cells and the exercise edition made from them (tools/exercises.py)."""
 
 import json
+import re
 from pathlib import Path
 
 import exercises
@@ -18,15 +19,20 @@ def cells(path: Path) -> list[dict]:
     return json.loads(path.read_text(encoding="utf-8"))["cells"]
 
 
+CHECK_CALL = re.compile(r"^\w+ = check_\w+\.\w+\(\w+\)$")
+
+
 def pairs(path: Path) -> list[tuple[str, str]]:
-    """(solution source, check source) for each solution cell of a lab."""
+    """(solution source, its check calls) for each solution cell of a lab."""
     cs = cells(path)
     out = []
     for i, c in enumerate(cs):
         if "solution" in exercises.tags(c):
             nxt = cs[i + 1]
             assert "check" in exercises.tags(nxt), f"{path.name}: cell {i + 1} must be a check"
-            out.append((exercises.source(c), exercises.source(nxt)))
+            calls = [line for line in exercises.source(nxt).splitlines() if CHECK_CALL.match(line)]
+            assert calls, f"{path.name}: cell {i + 1} calls no check_<lab>.<name>(<name>)"
+            out.append((exercises.source(c), "\n".join(calls)))
     return out
 
 

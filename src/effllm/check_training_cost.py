@@ -114,3 +114,34 @@ def model_flops_utilisation(
         ],
         stand_in="economics.model_flops_utilisation",
     )
+
+
+def gpu_hours_for(
+    student: Callable[[float, float, float], float],
+) -> Callable[[float, float, float], float]:
+    """Exercise: GPU hours = C / (peak FLOP/s per GPU × utilisation × 3600 s)."""
+    flops, peaks = _positives(5, 7, 1e20, 1e25), _positives(5, 8, 1e14, 2e15)
+    utils = [0.1, 0.25, 0.4, 0.55, 0.9]
+    cases = [
+        Case(t, f"C={t[0]:.3g} at utilisation {t[2]}")
+        for t in zip(flops, peaks, utils, strict=True)
+    ]
+    return verify(
+        "gpu_hours_for",
+        student,
+        economics.gpu_hours_for,
+        [Case((3.3e24, 989e12, 0.35), "V3's compute at 35% of 989 TFLOP/s"), *cases],
+        [
+            Mistake(lambda c, p, u: c / (p * u), "that is GPU *seconds*: divide by 3,600 more"),
+            Mistake(
+                lambda c, p, u: c * u / (p * SECONDS_PER_HOUR),
+                "a lower utilisation "
+                "needs *more* hours: divide by the utilisation, do not multiply",
+            ),
+            Mistake(
+                lambda c, p, u: c / (p * SECONDS_PER_HOUR),
+                "the GPUs deliver only a fraction of their peak: divide by the utilisation too",
+            ),
+        ],
+        stand_in="economics.gpu_hours_for",
+    )
