@@ -183,7 +183,7 @@ def test_simple_and_log_returns():
 def test_market_value_change_and_implied_shares():
     assert mk.market_value_change(10.0, 8.0, 1000) == -2000.0
     assert math.isclose(mk.implied_shares(-589e9, 142.62, 118.42) / 1e9, 24.3388, abs_tol=1e-4)
-    with pytest.raises(ValueError, match="shares must be a positive number, got 0"):
+    with pytest.raises(ValueError, match="shares must be positive and finite, got 0"):
         mk.market_value_change(10.0, 8.0, 0)
     with pytest.raises(ValueError, match="did not move"):
         mk.implied_shares(1.0, 5.0, 5.0)

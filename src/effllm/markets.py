@@ -25,6 +25,7 @@ import numpy as np
 import pandas as pd
 
 from effllm.datafiles import DataFileError, location, read_csv
+from effllm.validate import positive
 
 PRICES_FILE = "prices.csv"
 SHARES_FILE = "shares.csv"
@@ -256,10 +257,8 @@ def market_value_change(prev_close: float, close: float, shares: float) -> float
     A company's market value is its share price times its shares outstanding, so with a fixed
     share count the change is ``(close - prev_close) * shares``; negative for a loss.
     """
-    for name, v in (("prev_close", prev_close), ("close", close), ("shares", shares)):
-        if not (isinstance(v, int | float | np.number) and math.isfinite(v) and v > 0):
-            raise ValueError(f"{name} must be a positive number, got {v!r}")
-    return (float(close) - float(prev_close)) * float(shares)
+    before, after = positive("prev_close", prev_close), positive("close", close)
+    return (after - before) * positive("shares", shares)
 
 
 def implied_shares(value_change: float, prev_close: float, close: float) -> float:
@@ -532,7 +531,7 @@ def check_claim(
 
 
 # ---------------------------------------------------------------------------------------------
-# Optional refresh from Yahoo Finance (never used by the tests or the labs)
+# Optional refresh from Yahoo Finance (the labs never call it; tests run it on a fake download)
 
 
 def tidy_download(raw: pd.DataFrame, symbols: Mapping[str, str]) -> pd.DataFrame:

@@ -11,6 +11,8 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
+from effllm.validate import positive_int
+
 Batch = tuple[torch.Tensor, torch.Tensor]
 
 
@@ -58,8 +60,7 @@ def train(
         start, evaluation excluded), ``val_loss`` (every ``eval_every`` steps and at the end,
         NaN elsewhere), plus whatever ``on_step`` returned.
     """
-    if steps <= 0:
-        raise ValueError(f"steps must be positive, got {steps}")
+    steps = positive_int("steps", steps)
     decay = [p for p in model.parameters() if p.requires_grad and p.dim() >= 2]
     no_decay = [p for p in model.parameters() if p.requires_grad and p.dim() < 2]
     opt = torch.optim.AdamW(
