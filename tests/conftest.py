@@ -6,6 +6,18 @@ import sys
 
 import pytest
 
+from effllm.model import ModelConfig
+
+
+@pytest.fixture
+def tiny_config() -> ModelConfig:
+    """The unit tests' model: 2 layers, d_model 32 (4 heads of 8), SwiGLU width 64, context 32.
+
+    Small enough to build and run in milliseconds; a test that needs another shape changes a
+    field with ``dataclasses.replace``.
+    """
+    return ModelConfig(max_len=32, n_layer=2, d_model=32, d_ff=64)
+
 
 @pytest.fixture
 def fake_data_package(tmp_path, monkeypatch):

@@ -3,9 +3,7 @@
 Prices are list prices in US dollars per million tokens, shipped as
 ``effllm/data/api_prices.csv`` (see ``SOURCES.md``). A bill has three parts: input tokens that
 miss the provider's prompt cache, input tokens that hit it (cheaper), and output tokens, which
-for a reasoning model include its chain of thought. Because a bill is linear in the prices, a
-workload split between two price schedules (DeepSeek's off-peak hours, say) costs the same as the
-whole workload at the blended schedule.
+for a reasoning model include its chain of thought.
 
 The demand side is the textbook constant-elasticity curve Q = A·P^(−ε), the simplest model in
 which to ask Jevons's question: does a cheaper resource end up with more spent on it?
@@ -120,20 +118,6 @@ def workload_cost(
     return usd_per_m / TOKENS_PER_MILLION
 
 
-def blend(peak: TokenPrices, off_peak: TokenPrices, off_peak_share: float) -> TokenPrices:
-    """The effective schedule when ``off_peak_share`` of a workload runs at ``off_peak`` prices.
-
-    A bill is linear in the prices, so this equals splitting the workload and adding the bills.
-    """
-    s = fraction("off_peak_share", off_peak_share)
-    has_cache = peak.cached_input is not None and off_peak.cached_input is not None
-    return TokenPrices(
-        input=(1 - s) * peak.input + s * off_peak.input,
-        output=(1 - s) * peak.output + s * off_peak.output,
-        cached_input=(1 - s) * peak.cached_input + s * off_peak.cached_input if has_cache else None,
-    )
-
-
 def blended_price(prices: TokenPrices, input_per_output: float = 3.0) -> float:
     """One USD-per-million figure for a schedule: the mean price of a token in a workload that
     reads ``input_per_output`` input tokens (cache misses) for every output token."""
@@ -150,11 +134,6 @@ def demand(price: float, elasticity: float, scale: float = 1.0) -> float:
     p = positive("price", price)
     eps = non_negative("elasticity", elasticity)
     return positive("scale", scale) * p**-eps
-
-
-def total_spend(price: float, elasticity: float, scale: float = 1.0) -> float:
-    """Total spending P · Q on the constant-elasticity curve: scale · P^(1−ε)."""
-    return positive("price", price) * demand(price, elasticity, scale)
 
 
 def spend_multiplier(price_ratio: float, elasticity: float) -> float:
