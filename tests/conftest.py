@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 
 from effllm.model import ModelConfig
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture
@@ -17,6 +21,17 @@ def tiny_config() -> ModelConfig:
     field with ``dataclasses.replace``.
     """
     return ModelConfig(max_len=32, n_layer=2, d_model=32, d_ff=64)
+
+
+@pytest.fixture
+def book_text() -> Callable[[str], str]:
+    """``book_text("economics.md")``: a chapter of this repository's book, white space folded to
+    single spaces, so that a test can look for a sentence however its lines are wrapped."""
+
+    def read(name: str) -> str:
+        return " ".join((ROOT / "book" / name).read_text(encoding="utf-8").split())
+
+    return read
 
 
 @pytest.fixture
