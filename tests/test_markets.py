@@ -355,3 +355,13 @@ def test_refresh_command_reports_a_missing_yfinance(monkeypatch, tmp_path, capsy
     monkeypatch.setitem(sys.modules, "yfinance", None)
     assert mk.main(["refresh", "--out", str(tmp_path / "p.csv")]) == 2
     assert "pip install 'effllm[refresh]'" in capsys.readouterr().err
+
+
+def test_the_first_day_has_no_return_and_nothing_to_retrace():
+    c = mk.closes(mk.load_prices(), ["NVDA"])
+    for call in (
+        lambda: mk.day_returns(c, "2024-12-02"),
+        lambda: mk.retracement(c["NVDA"], "2024-12-02"),
+    ):
+        with pytest.raises(ValueError, match="2024-12-02 is the first day of the data"):
+            call()

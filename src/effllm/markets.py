@@ -242,12 +242,20 @@ def log_returns(close: pd.DataFrame | pd.Series) -> pd.DataFrame | pd.Series:
     return np.log(close / close.shift(1)).iloc[1:]
 
 
-def day_returns(close: pd.DataFrame, date: str | pd.Timestamp) -> pd.Series:
-    """Close-to-close simple return of every column on trading day ``date``."""
-    day = trading_day(close.index, date)
-    i = close.index.get_loc(day)
+def _day_after_a_close(
+    dates: pd.DatetimeIndex, date: str | pd.Timestamp
+) -> tuple[pd.Timestamp, int]:
+    """Trading day ``date`` and its position in ``dates``, checked to have a previous close."""
+    day = trading_day(dates, date)
+    i = dates.get_loc(day)
     if i == 0:
         raise ValueError(f"{day:%Y-%m-%d} is the first day of the data; it has no previous close")
+    return day, i
+
+
+def day_returns(close: pd.DataFrame, date: str | pd.Timestamp) -> pd.Series:
+    """Close-to-close simple return of every column on trading day ``date``."""
+    _, i = _day_after_a_close(close.index, date)
     return close.iloc[i] / close.iloc[i - 1] - 1
 
 
@@ -462,10 +470,7 @@ def retracement(close: pd.Series, event_date: str | pd.Timestamp) -> pd.Series:
 
     Index: the event day and every later day; the event day itself is 0.
     """
-    day = trading_day(close.index, event_date)
-    i = close.index.get_loc(day)
-    if i == 0:
-        raise ValueError(f"{day:%Y-%m-%d} is the first day of the data; it has no previous close")
+    day, i = _day_after_a_close(close.index, event_date)
     before, low = close.iloc[i - 1], close.iloc[i]
     if not low < before:
         raise ValueError(f"{close.name} did not fall on {day:%Y-%m-%d}: nothing to retrace")
