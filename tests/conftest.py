@@ -24,12 +24,12 @@ def tiny_config() -> ModelConfig:
 
 
 @pytest.fixture
-def book_text() -> Callable[[str], str]:
-    """``book_text("economics.md")``: a chapter of this repository's book, white space folded to
-    single spaces, so that a test can look for a sentence however its lines are wrapped."""
+def repo_text() -> Callable[[str], str]:
+    """``repo_text("book/economics.md")``: a file of this repository, white space folded to single
+    spaces, so that a test can look for a sentence however its lines are wrapped."""
 
-    def read(name: str) -> str:
-        return " ".join((ROOT / "book" / name).read_text(encoding="utf-8").split())
+    def read(path: str) -> str:
+        return " ".join((ROOT / path).read_text(encoding="utf-8").split())
 
     return read
 

@@ -1,13 +1,10 @@
 import re
-from pathlib import Path
 
 import pandas as pd
 import pytest
 
 from effllm import capex
 from effllm.datafiles import data_text
-
-ROOT = Path(__file__).resolve().parents[1]
 
 REPORTED_KEY = ["company", "fiscal_year", "measure"]
 
@@ -18,11 +15,11 @@ def _reported() -> pd.Series:
     return df[df["kind"] == "reported"].set_index(REPORTED_KEY)["low_usd_bn"]
 
 
-def test_capex_figures_are_those_the_book_prints_with_their_sources(book_text):
+def test_capex_figures_are_those_the_book_prints_with_their_sources(repo_text):
     # The money chapters print these figures, cited to the 10-K filings and Microsoft's blog.
     rep = _reported()
     guided = capex.capex().query("kind == 'guidance'").set_index(["company", "fiscal_year"])
-    printed = book_text("economics.md") + " " + book_text("bill.md")
+    printed = repo_text("book/economics.md") + " " + repo_text("book/bill.md")
     msft_promise = guided.loc[("Microsoft", 2025), "low_usd_bn"]
     meta_low, meta_high = guided.loc[("Meta", 2025), ["low_usd_bn", "high_usd_bn"]]
     for figure in (
@@ -82,9 +79,9 @@ def test_capex_is_in_usd_billions_and_the_measures_nest():
         assert rep[("Meta", year, "Meta-defined capex")] > rep[("Meta", year, "cash purchases")]
 
 
-def test_reported_figures_come_from_10ks_filed_after_the_year_and_cited_in_the_book():
+def test_reported_figures_come_from_10ks_filed_after_the_year_and_cited_in_the_book(repo_text):
     df = capex.capex()
-    bib = " ".join((ROOT / "book" / "references.bib").read_text(encoding="utf-8").split())
+    bib = repo_text("book/references.bib")
     for row in df[df["kind"] == "reported"].itertuples():
         filed = pd.Timestamp(re.fullmatch(r"10-K filed (\d{4}-\d{2}-\d{2})", row.stated)[1])
         year_end = pd.Timestamp(

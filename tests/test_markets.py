@@ -52,9 +52,9 @@ def test_sessions_agree_with_sources_md_and_the_daily_closes():
     assert (nvda["close"] == s["close"]).all() and (nvda["volume"] == s["volume"]).all()
 
 
-def test_closes_give_the_moves_the_book_prints(book_text):
+def test_closes_give_the_moves_the_book_prints(repo_text):
     # The January chapter cites these figures to the exchange data (marketbase2025).
-    text = book_text("january-2025.md")
+    text = repo_text("book/january-2025.md")
     c = mk.closes(mk.load_prices())
     before, on, after = (c.loc[d] for d in ("2025-01-24", "2025-01-27", "2025-01-28"))
     fall = 100 * (1 - on / before)

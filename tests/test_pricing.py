@@ -13,19 +13,19 @@ from effllm.pricing import TokenPrices
 TIMELINE_ROW = re.compile(r"\| (\d{1,2} [A-Z][a-z]{2} \d{4}) \| ([^|]*) \|")
 
 
-def _timeline(book_text) -> dict[pd.Timestamp, set[float]]:
+def _timeline(repo_text) -> dict[pd.Timestamp, set[float]]:
     """The book's dated price changes: date -> the dollar figures its row prints."""
-    rows = TIMELINE_ROW.findall(book_text("economics.md"))
+    rows = TIMELINE_ROW.findall(repo_text("book/economics.md"))
     return {
         pd.Timestamp(day): {float(x) for x in re.findall(r"\\\$(\d+(?:\.\d+)?)", text)}
         for day, text in rows
     }
 
 
-def test_shipped_prices_are_those_the_book_prints_with_their_sources(book_text):
+def test_shipped_prices_are_those_the_book_prints_with_their_sources(repo_text):
     # The chapter's timeline cites DeepSeek's pricing pages, the llm-prices tracker and OpenAI's
     # pages; every row of the data that starts on one of its dates must carry its figures.
-    timeline = _timeline(book_text)
+    timeline = _timeline(repo_text)
     assert len(timeline) == 7
     table = pricing.api_prices()
     dated = table[table["valid_from"].isin(timeline.keys())]
@@ -218,11 +218,11 @@ def test_bad_demand_inputs_raise():
         pricing.spend_multiplier(-0.1, 1.5)
 
 
-def test_mmlu_scores_agree_with_their_sources_and_the_book(book_text):
+def test_mmlu_scores_agree_with_their_sources_and_the_book(repo_text):
     table = pricing.mmlu_scores()
     scores = table.set_index("model")["mmlu_pct"]
     # GPT-4's score is the chapter's bar, printed there and in SOURCES.md from the GPT-4 report.
-    assert f"GPT-4 scored {scores['GPT-4']:.1f}% on the MMLU" in book_text("economics.md")
+    assert f"GPT-4 scored {scores['GPT-4']:.1f}% on the MMLU" in repo_text("book/economics.md")
     assert f"{scores['GPT-4']:.1f} for GPT-4, 5-shot" in " ".join(data_text("SOURCES.md").split())
     # "o1-mini scores just below GPT-4 on MMLU"
     assert 0 < scores["GPT-4"] - scores["o1-mini"] < 2
