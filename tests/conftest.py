@@ -3,12 +3,37 @@
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
+from effllm.model import ModelConfig
+
+ROOT = Path(__file__).resolve().parents[1]
 # The repository's tools (tools/*.py) run from a checkout, as the tests do: make them importable.
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tools"))
+sys.path.insert(0, str(ROOT / "tools"))
+
+
+@pytest.fixture
+def tiny_config() -> ModelConfig:
+    """The unit tests' model: 2 layers, d_model 32 (4 heads of 8), SwiGLU width 64, context 32.
+
+    Small enough to build and run in milliseconds; a test that needs another shape changes a
+    field with ``dataclasses.replace``.
+    """
+    return ModelConfig(max_len=32, n_layer=2, d_model=32, d_ff=64)
+
+
+@pytest.fixture
+def repo_text() -> Callable[[str], str]:
+    """``repo_text("book/economics.md")``: a file of this repository, white space folded to single
+    spaces, so that a test can look for a sentence however its lines are wrapped."""
+
+    def read(path: str) -> str:
+        return " ".join((ROOT / path).read_text(encoding="utf-8").split())
+
+    return read
 
 
 @pytest.fixture

@@ -1,64 +1,101 @@
+import re
+
+import pandas as pd
 import pytest
 
 from effllm import capex
+from effllm.datafiles import data_text
 
-# Section D of the reference file of checked facts, USD bn, hard-coded so that a changed CSV
-# fails: (company, fiscal year, kind, measure) -> (low, high, status).
-FACTS_D = {
-    ("Microsoft", 2023, "reported", "cash purchases"): (28.107, 28.107, "verified"),
-    ("Microsoft", 2024, "reported", "cash purchases"): (44.477, 44.477, "verified"),
-    ("Microsoft", 2025, "reported", "cash purchases"): (64.551, 64.551, "verified"),
-    ("Microsoft", 2026, "reported", "cash purchases"): (115.948, 115.948, "verified"),
-    ("Microsoft", 2025, "guidance", "AI data-centre spending"): (80, 80, "UNVERIFIED"),
-    ("Alphabet", 2023, "reported", "cash purchases"): (32.251, 32.251, "verified"),
-    ("Alphabet", 2024, "reported", "cash purchases"): (52.535, 52.535, "verified"),
-    ("Alphabet", 2025, "reported", "cash purchases"): (91.447, 91.447, "verified"),
-    ("Alphabet", 2026, "guidance", "capital expenditures"): (175, 185, "UNVERIFIED"),
-    ("Amazon", 2023, "reported", "cash purchases"): (52.729, 52.729, "verified"),
-    ("Amazon", 2024, "reported", "cash purchases"): (82.999, 82.999, "verified"),
-    ("Amazon", 2025, "reported", "cash purchases"): (131.819, 131.819, "verified"),
-    ("Amazon", 2023, "reported", "net cash purchases"): (48.133, 48.133, "verified"),
-    ("Amazon", 2024, "reported", "net cash purchases"): (77.658, 77.658, "verified"),
-    ("Amazon", 2025, "reported", "net cash purchases"): (128.320, 128.320, "verified"),
-    ("Amazon", 2026, "guidance", "capital expenditures"): (200, 200, "UNVERIFIED"),
-    ("Meta", 2023, "reported", "cash purchases"): (27.045, 27.045, "verified"),
-    ("Meta", 2024, "reported", "cash purchases"): (37.256, 37.256, "verified"),
-    ("Meta", 2025, "reported", "cash purchases"): (69.691, 69.691, "verified"),
-    ("Meta", 2024, "reported", "Meta-defined capex"): (39.225, 39.225, "verified"),
-    ("Meta", 2025, "reported", "Meta-defined capex"): (72.22, 72.22, "verified"),
-    ("Meta", 2025, "guidance", "Meta-defined capex"): (60, 65, "verified"),
-    ("Meta", 2026, "guidance", "Meta-defined capex"): (115, 135, "verified"),
-}
-# Guidance for 2025 that moved during the year (all secondary): (company, stated) -> (low, high).
-FACTS_D_2025_GUIDANCE = {
-    ("Alphabet", "2025-02"): (75, 75),
-    ("Alphabet", "2025-07"): (85, 85),
-    ("Alphabet", "2025-10"): (91, 93),
-    ("Amazon", "2025-02"): (100, 100),
-    ("Amazon", "2025-10"): (118, 125),
-}
+REPORTED_KEY = ["company", "fiscal_year", "measure"]
 
 
-def test_shipped_capex_equals_the_reference():
+def _reported() -> pd.Series:
+    """Reported figures, USD bn, by (company, fiscal year, measure)."""
     df = capex.capex()
-    moving = (df["fiscal_year"] == 2025) & (df["kind"] == "guidance")
-    moving &= df["company"].isin(["Alphabet", "Amazon"])
-    shipped = {
-        (r.company, r.fiscal_year, r.kind, r.measure): (r.low_usd_bn, r.high_usd_bn, r.status)
-        for r in df[~moving].itertuples()
-    }
-    assert shipped == FACTS_D
-    assert {
-        (r.company, r.stated): (r.low_usd_bn, r.high_usd_bn) for r in df[moving].itertuples()
-    } == FACTS_D_2025_GUIDANCE
-    assert (df.loc[moving, "status"] == "UNVERIFIED").all()
+    return df[df["kind"] == "reported"].set_index(REPORTED_KEY)["low_usd_bn"]
 
 
-def test_meta_defined_capex_adds_finance_lease_principal():
-    df = capex.capex().set_index(["company", "fiscal_year", "measure"])
-    own = df.loc[("Meta", 2024, "Meta-defined capex"), "low_usd_bn"]
-    cash = df.loc[("Meta", 2024, "cash purchases"), "low_usd_bn"]
-    assert own == pytest.approx(cash + 1.969)
+def test_capex_figures_are_those_the_book_prints_with_their_sources(repo_text):
+    # The money chapters print these figures, cited to the 10-K filings and Microsoft's blog.
+    rep = _reported()
+    guided = capex.capex().query("kind == 'guidance'").set_index(["company", "fiscal_year"])
+    printed = repo_text("book/economics.md") + " " + repo_text("book/bill.md")
+    msft_promise = guided.loc[("Microsoft", 2025), "low_usd_bn"]
+    meta_low, meta_high = guided.loc[("Meta", 2025), ["low_usd_bn", "high_usd_bn"]]
+    for figure in (
+        f"{msft_promise:.0f}",
+        f"{rep[('Microsoft', 2025, 'cash purchases')]:.1f}",
+        f"{rep[('Amazon', 2025, 'cash purchases')]:.1f}",
+        f"{rep[('Amazon', 2025, 'net cash purchases')]:.1f}",
+        f"{meta_low:.0f}–{meta_high:.0f}",
+        f"{rep[('Meta', 2025, 'Meta-defined capex')]:.1f}",
+        f"{rep[('Meta', 2024, 'Meta-defined capex')]:.1f}",
+    ):
+        assert f"\\${figure} billion" in printed, figure
+    # SOURCES.md states the same two Microsoft figures.
+    sources = " ".join(data_text("SOURCES.md").split())
+    assert f'"approximately ${msft_promise:.0f} billion" for FY2025' in sources
+    assert f"the ${rep[('Microsoft', 2025, 'cash purchases')]:.1f} bn reported" in sources
+
+
+def test_figures_quoted_in_the_rows_agree_with_their_columns():
+    df = capex.capex()
+    rep = _reported()
+    # Meta's own measure: "purchases of property and equipment (37.256) plus principal payments
+    # on finance leases (1.969)"
+    meta = df.query("company == 'Meta' and fiscal_year == 2024 and measure == 'Meta-defined capex'")
+    cash, leases = map(float, re.findall(r"\((\d+\.\d+)\)", meta["definition"].item()))
+    assert cash == rep[("Meta", 2024, "cash purchases")]
+    assert meta["low_usd_bn"].item() == pytest.approx(cash + leases)
+    # Microsoft's guidance row: "the gap to the 64.551 reported"
+    msft = df.query("company == 'Microsoft' and kind == 'guidance'")["definition"].item()
+    gap_to = float(re.search(r"gap to the (\d+\.\d+) reported", msft)[1])
+    assert gap_to == rep[("Microsoft", 2025, "cash purchases")]
+    # Guidance rows that quote their figure ("raised to 91-93 bn", "'approximately 80 billion'")
+    quoted = 0
+    for row in df[df["kind"] == "guidance"].itertuples():
+        m = re.search(r"(\d+)(?:-(\d+))? (?:bn|billion)", row.definition)
+        if m:
+            assert (row.low_usd_bn, row.high_usd_bn) == (float(m[1]), float(m[2] or m[1])), row
+            quoted += 1
+    assert quoted == 7
+
+
+def test_capex_is_in_usd_billions_and_the_measures_nest():
+    df = capex.capex()
+    rep = _reported()
+    # A reported figure is one number, in USD billions to the million (three decimals at most).
+    reported = df[df["kind"] == "reported"]
+    assert (reported["low_usd_bn"] == reported["high_usd_bn"]).all()
+    assert reported["low_usd_bn"].between(10, 500).all()
+    assert ((reported["low_usd_bn"] * 1000).round(6) % 1 == 0).all()
+    # Amazon's net purchases are its gross purchases less proceeds: a little smaller.
+    for year in (2023, 2024, 2025):
+        gross = rep[("Amazon", year, "cash purchases")]
+        net = rep[("Amazon", year, "net cash purchases")]
+        assert 0.9 * gross < net < gross
+    # Meta's own measure adds finance-lease principal to its cash purchases.
+    for year in (2024, 2025):
+        assert rep[("Meta", year, "Meta-defined capex")] > rep[("Meta", year, "cash purchases")]
+
+
+def test_reported_figures_come_from_10ks_filed_after_the_year_and_cited_in_the_book(repo_text):
+    df = capex.capex()
+    bib = repo_text("book/references.bib")
+    for row in df[df["kind"] == "reported"].itertuples():
+        filed = pd.Timestamp(re.fullmatch(r"10-K filed (\d{4}-\d{2}-\d{2})", row.stated)[1])
+        year_end = pd.Timestamp(
+            f"{row.fiscal_year}-06-30" if row.company == "Microsoft" else f"{row.fiscal_year}-12-31"
+        )
+        # a 10-K's cash-flow statement covers its fiscal year and the two before it
+        assert year_end < filed < year_end + pd.DateOffset(years=3), row
+        assert row.period.startswith(
+            "FY ended 30 June" if row.company == "Microsoft" else "calendar"
+        )
+        # the filing is in the bibliography, with its company and filing date
+        when = f"{filed.day} {filed:%B %Y}"
+        entry = rf"author = {{{{{row.company}[^}}]*}}}}[^@]*Filed with the U.S. SEC on {when}"
+        assert re.search(entry, bib), (row.company, when)
 
 
 def test_definitions_travel_with_the_data():

@@ -1,3 +1,6 @@
+import hashlib
+import re
+
 import pandas as pd
 import pytest
 
@@ -78,3 +81,31 @@ def test_a_path_outside_the_package_is_read_and_named_in_errors(tmp_path):
         read_csv(path, COLUMNS)
     with pytest.raises(DataFileError, match=r"data file .*gone.csv does not exist"):
         read_csv(tmp_path / "gone.csv", COLUMNS)
+
+
+def test_every_shipped_csv_is_the_one_sources_md_vouches_for():
+    from importlib import resources
+
+    files = sorted(p.name for p in resources.files("effllm.data").iterdir() if p.suffix == ".csv")
+    checksums = data_text("SOURCES.md").split("\n## Checksums\n")[1]
+    listed = dict(re.findall(r"^- `([\w.]+\.csv)`: `([0-9a-f]{64})`$", checksums, re.M))
+    assert sorted(listed) == files
+    for name, digest in listed.items():
+        lines = data_text(name).splitlines()
+        assert hashlib.sha256("\n".join(lines).encode()).hexdigest() == digest, (
+            f"{name} differs from the file SOURCES.md vouches for; if the change is meant, say "
+            "where its figures come from and update the digest"
+        )
+
+
+def test_training_cost_table_is_the_one_sources_md_states():
+    # "pre-training 2,664K, context extension 119K, post-training 5K (total 2,788K)"
+    section = " ".join(data_text("SOURCES.md").split("## deepseek_v3_training_cost.csv")[1].split())
+    stated = {
+        stage: 1000 * int(k.replace(",", ""))
+        for stage, k in re.findall(
+            r"(pre-training|context extension|post-training|total) ([\d,]+)K", section
+        )
+    }
+    table = economics.v3_training_cost().set_index("stage")["h800_gpu_hours"].to_dict()
+    assert len(stated) == 4 and table == stated

@@ -1,6 +1,5 @@
 import math
 import re
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -9,69 +8,82 @@ import pytest
 from effllm import markets as mk
 from effllm.datafiles import DataFileError, data_text
 
-ROOT = Path(__file__).resolve().parents[1]
 
-
-def _facts() -> Path | None:
-    """The course's reference facts: shared/reference/FACTS.md beside the clone (CI) or beside a
-    folder of worktrees above it; None when the clone stands alone."""
-    for parent in ROOT.parents:
-        candidate = parent / "shared" / "reference" / "FACTS.md"
-        if candidate.is_file():
-            return candidate
-    return None
-
-
-FACTS = _facts()
-needs_facts = pytest.mark.skipif(
-    FACTS is None, reason="shared/reference/FACTS.md is not beside this clone"
-)
-
-
-def _section_g() -> dict[tuple[str, str], str]:
-    """(date, column) -> figure as written in section G of FACTS.md (thousands commas removed)."""
-    text = FACTS.read_text(encoding="utf-8").split("## G. Daily closing prices")[1]
-    rows = [line for line in text.split("\n---")[0].splitlines() if line.startswith("|")]
-    header = [c.strip() for c in rows[0].strip("|").split("|")]
-    table = {}
-    for line in rows[2:]:
-        cells = [c.strip() for c in line.strip("|").split("|")]
-        for col, cell in zip(header[1:], cells[1:], strict=True):
-            table[(cells[0], col)] = cell.replace(",", "")
-    return table
+def _sources_section(name: str) -> str:
+    """The section of SOURCES.md about data file ``name``, white space folded."""
+    text = data_text("SOURCES.md").split(f"## {name}\n")[1].split("\n## ")[0]
+    return " ".join(text.split())
 
 
 # --- the shipped data -----------------------------------------------------------------------
 
 
-@needs_facts
-def test_prices_csv_matches_the_reference_exactly():
-    ref = _section_g()
-    shipped = pd.read_csv(
-        ROOT / "src/effllm/data/prices.csv", dtype=str, keep_default_na=False
-    ).set_index(["date", "ticker"])
-    ref_closes = {k: v for k, v in ref.items() if k[1] != "NVDA volume"}
-    assert len(ref_closes) == 81 * 14 == len(shipped)
-    for (date, ticker), figure in ref_closes.items():
-        assert shipped.loc[(date, ticker), "close"] == figure, (date, ticker)
-        volume = ref[(date, "NVDA volume")] if ticker == "NVDA" else ""
-        assert shipped.loc[(date, ticker), "volume"] == volume, (date, ticker)
+def test_share_counts_are_those_sources_md_states():
+    # "24,490 million on 15 November 2024 ... **24,477 million on 26 January 2025** ..."
+    stated = re.findall(
+        r"([\d,]+) million on (\d{1,2} \w+ \d{4})", _sources_section(mk.SHARES_FILE)
+    )
+    shipped = mk.load_shares()
+    assert len(stated) == len(shipped) == 3
+    for (millions, day), row in zip(stated, shipped.itertuples(), strict=True):
+        assert (row.shares, row.as_of) == (
+            int(millions.replace(",", "")) * 10**6,
+            pd.Timestamp(day),
+        )
+    # each count is also printed in the document column, in the filing's own rounding
+    for row in shipped.itertuples():
+        printed = re.search(r"([\d.,]+) (billion|million)", row.document)
+        scale = 10**9 if printed[2] == "billion" else 10**6
+        assert row.shares == round(float(printed[1].replace(",", "")) * scale)
 
 
-@needs_facts
-def test_share_count_and_session_ranges_match_the_reference():
-    facts = FACTS.read_text(encoding="utf-8")
-    assert "24,477 shares issued and outstanding as of January 26, 2025" in facts
-    assert mk.shares_outstanding("NVDA", "2025-01-27")[0] == 24_477 * 10**6
-    for date, numbers in [
-        ("2025-01-24", "open 148.37, high 148.97, low 141.88"),
-        ("2025-01-27", "open 124.80, high 128.40, low 116.70"),
-    ]:
-        row = re.search(rf"^\|[^\n]*{date}[^\n]*$", facts, re.M).group(0)
-        assert numbers in row
-        s = mk.load_sessions().loc[date]
-        assert f"open {s['open']:.2f}, high {s['high']:.2f}, low {s['low']:.2f}" == numbers
-        assert s["close"] == float(_section_g()[(date, "NVDA")])
+def test_sessions_agree_with_sources_md_and_the_daily_closes():
+    s = mk.load_sessions()
+    on_27 = s.loc["2025-01-27"]
+    assert (
+        f"between {on_27['low']:.2f} and {on_27['high']:.2f} before closing at {on_27['close']:.2f}"
+        in _sources_section(mk.SESSIONS_FILE)
+    )
+    assert (s["low"] <= s[["open", "close"]].min(axis=1)).all()
+    assert (s[["open", "close"]].max(axis=1) <= s["high"]).all()
+    p = mk.load_prices()
+    nvda = p[p["ticker"] == "NVDA"].set_index("date").loc[s.index]
+    assert (nvda["close"] == s["close"]).all() and (nvda["volume"] == s["volume"]).all()
+
+
+def test_closes_give_the_moves_the_book_prints(repo_text):
+    # The January chapter cites these figures to the exchange data (marketbase2025).
+    text = repo_text("book/january-2025.md")
+    c = mk.closes(mk.load_prices())
+    before, on, after = (c.loc[d] for d in ("2025-01-24", "2025-01-27", "2025-01-28"))
+    fall = 100 * (1 - on / before)
+    v = mk.volume(mk.load_prices()).loc["2025-01-27"]
+    assert (
+        f"NVIDIA closed at \\${on['NVDA']:.2f}, down from \\${before['NVDA']:.2f} on Friday 24 "
+        f"January, a fall of {fall['NVDA']:.2f}%, on a volume of {v / 1e6:.1f} million shares"
+    ) in text
+    assert (
+        f"The Nasdaq Composite fell {fall['IXIC']:.2f}% and the PHLX Semiconductor index "
+        f"{fall['SOX']:.2f}%; the S&P 500 lost {fall['SPX']:.2f}%"
+    ) in text
+    assert f"closed {-fall['META']:.2f}% higher" in text
+    rise = 100 * (after["NVDA"] / on["NVDA"] - 1)
+    assert f"NVIDIA recovered {rise:.2f}% of its price, closing at \\${after['NVDA']:.2f}" in text
+    # SOURCES.md records the one volume on which two feeds disagree.
+    volume_31 = mk.volume(mk.load_prices()).loc["2025-01-31"]
+    assert f"NVDA's volume on 31 January 2025 is {volume_31:,} here" in _sources_section(
+        mk.PRICES_FILE
+    )
+
+
+def test_series_that_track_each_other_move_together():
+    # An ETF and its index, and Alphabet's two share classes, differ by a fraction of a percent a
+    # day (dividends, fees); a mistyped close in either breaks that on two days.
+    r = mk.simple_returns(mk.closes(mk.load_prices()))
+    for a, b, limit in (("SPY", "SPX", 0.005), ("GOOGL", "GOOG", 0.005), ("QQQ", "IXIC", 0.01)):
+        assert (r[a] - r[b]).abs().max() < limit, (a, b)
+    # No series moved by 30% or more in a day: a slipped decimal point would.
+    assert (r.abs() < 0.3).all().all()
 
 
 def test_shipped_prices_cover_the_window():
@@ -182,7 +194,7 @@ def test_simple_and_log_returns():
 def test_market_value_change_and_implied_shares():
     assert mk.market_value_change(10.0, 8.0, 1000) == -2000.0
     assert math.isclose(mk.implied_shares(-589e9, 142.62, 118.42) / 1e9, 24.3388, abs_tol=1e-4)
-    with pytest.raises(ValueError, match="shares must be a positive number, got 0"):
+    with pytest.raises(ValueError, match="shares must be positive and finite, got 0"):
         mk.market_value_change(10.0, 8.0, 0)
     with pytest.raises(ValueError, match="did not move"):
         mk.implied_shares(1.0, 5.0, 5.0)
@@ -306,3 +318,13 @@ def test_sources_describe_the_market_files():
     sources = data_text("SOURCES.md")
     for name in (mk.PRICES_FILE, mk.SHARES_FILE, mk.SESSIONS_FILE):
         assert f"## {name}" in sources
+
+
+def test_the_first_day_has_no_return_and_nothing_to_retrace():
+    c = mk.closes(mk.load_prices(), ["NVDA"])
+    for call in (
+        lambda: mk.day_returns(c, "2024-12-02"),
+        lambda: mk.retracement(c["NVDA"], "2024-12-02"),
+    ):
+        with pytest.raises(ValueError, match="2024-12-02 is the first day of the data"):
+            call()

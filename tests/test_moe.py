@@ -1,3 +1,5 @@
+import dataclasses
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -129,14 +131,13 @@ def test_update_bias_moves_towards_balance():
     assert load_entropy(layer.counts) > load_entropy(before) + 0.1
 
 
-def test_balance_step_updates_only_bias_layers_and_reports_loads():
-    cfg = ModelConfig(max_len=16, n_layer=2, d_model=16, attention=AttentionConfig(n_head=2))
+def test_balance_step_updates_only_bias_layers_and_reports_loads(tiny_config):
     for balancing, moves in (("bias", True), ("none", False), ("aux_loss", False)):
         moe = MoEConfig(n_routed=4, n_shared=1, top_k=2, d_expert=8, balancing=balancing)
         torch.manual_seed(0)
-        model = Transformer(ModelConfig(**{**cfg.__dict__, "ffn": "moe", "moe": moe}))
+        model = Transformer(dataclasses.replace(tiny_config, ffn="moe", moe=moe))
         model(torch.randint(0, 256, (2, 16)))
-        row = balance_step(0, model)
+        row = balance_step(model)
         assert set(row) == {f"load_l{ly}_e{e}" for ly in range(2) for e in range(4)} | {
             "load_entropy",
             "max_vio",
@@ -147,12 +148,11 @@ def test_balance_step_updates_only_bias_layers_and_reports_loads():
         assert moved == moves
 
 
-def test_aux_loss_only_with_aux_balancing_in_training():
+def test_aux_loss_only_with_aux_balancing_in_training(tiny_config):
     torch.manual_seed(0)
-    base = dict(max_len=16, n_layer=2, d_model=16, attention=AttentionConfig(n_head=2), ffn="moe")
     idx = torch.randint(0, 256, (2, 16))
     moe = MoEConfig(n_routed=4, top_k=2, d_expert=8, balancing="aux_loss", aux_loss_alpha=0.5)
-    model = Transformer(ModelConfig(**base, moe=moe))
+    model = Transformer(dataclasses.replace(tiny_config, ffn="moe", moe=moe))
     _, train_loss = model(idx, idx)
     aux = [b.ffn.aux_loss for b in model.blocks]
     assert all(a is not None and a.item() > 0 for a in aux)
@@ -166,9 +166,8 @@ def test_aux_loss_only_with_aux_balancing_in_training():
     assert train_loss.item() == pytest.approx(eval_loss.item() + sum(a.item() for a in aux))
     for balancing in ("none", "bias"):
         torch.manual_seed(0)
-        other = Transformer(
-            ModelConfig(**base, moe=MoEConfig(**{**moe.__dict__, "balancing": balancing}))
-        )
+        other_moe = dataclasses.replace(moe, balancing=balancing)
+        other = Transformer(dataclasses.replace(tiny_config, ffn="moe", moe=other_moe))
         _, loss = other(idx, idx)
         assert all(b.ffn.aux_loss is None for b in other.blocks)
         other.eval()

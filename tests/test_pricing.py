@@ -1,62 +1,106 @@
 import math
+import re
+from dataclasses import astuple
 
 import pandas as pd
 import pytest
 
 from effllm import pricing
+from effllm.datafiles import data_text
 from effllm.pricing import TokenPrices
 
-# Section C of the reference file of checked facts: (model, tier, valid_from) ->
-# (input, cached input or None, output), USD per million tokens. Hard-coded here so that a
-# changed CSV fails this test.
-FACTS_C = {
-    ("DeepSeek-V3", "promotional", "2024-12-26"): (0.14, None, 0.28),
-    ("DeepSeek-V3", "standard", "2025-02-08"): (0.27, 0.07, 1.10),
-    ("DeepSeek-V3", "off-peak", "2025-02-26"): (0.135, 0.035, 0.55),
-    ("DeepSeek-R1", "standard", "2025-01-20"): (0.55, 0.14, 2.19),
-    ("DeepSeek-R1", "off-peak", "2025-02-26"): (0.135, 0.035, 0.55),
-    ("DeepSeek-V3.1", "standard", "2025-09-05"): (0.56, 0.07, 1.68),
-    ("GPT-4", "standard", "2023-04-01"): (30.00, None, 60.00),
-    ("GPT-4-32k", "standard", None): (60.00, None, 120.00),
-    ("GPT-4o", "standard", "2024-08-06"): (2.50, 1.25, 10.00),
-    ("GPT-4o mini", "standard", None): (0.15, 0.075, 0.60),
-    ("o1", "standard", "2024-12-30"): (15.00, 7.50, 60.00),
-    ("o1-mini", "standard", "2024-10-25"): (3.00, None, 12.00),
-    ("o1-mini", "standard", "2025-01-31"): (1.10, 0.55, 4.40),
-    ("o3-mini", "standard", "2025-01-31"): (1.10, 0.55, 4.40),
-    ("Claude 3.5 Sonnet", "standard", None): (3.00, None, 15.00),
-    ("Gemini 1.5 Flash", "standard", None): (0.075, None, 0.30),
-    ("Gemini 1.5 Flash", "long-prompt", None): (0.15, None, 0.60),
-    ("Gemini 2.0 Flash", "standard", "2025-02-25"): (0.10, None, 0.40),
-    ("Gemini 2.0 Flash-Lite", "standard", None): (0.075, None, 0.30),
-}
-# Periods that end: (model, tier, valid_from) -> valid_to.
-FACTS_C_ENDS = {
-    ("DeepSeek-V3", "promotional", "2024-12-26"): "2025-02-08",
-    ("DeepSeek-V3", "standard", "2025-02-08"): "2025-09-05",
-    ("DeepSeek-V3", "off-peak", "2025-02-26"): "2025-09-05",
-    ("DeepSeek-R1", "standard", "2025-01-20"): "2025-09-05",
-    ("DeepSeek-R1", "off-peak", "2025-02-26"): "2025-09-05",
-    ("o1-mini", "standard", "2024-10-25"): "2025-01-31",
-}
+# A row of the price timeline in book/economics.md: "| 26 Dec 2024 | ... \$0.14 / \$0.28 ... |"
+TIMELINE_ROW = re.compile(r"\| (\d{1,2} [A-Z][a-z]{2} \d{4}) \| ([^|]*) \|")
 
 
-def _key(row):
-    start = None if pd.isna(row.valid_from) else row.valid_from.strftime("%Y-%m-%d")
-    return (row.model, row.tier, start)
-
-
-def test_shipped_prices_equal_the_reference():
-    table = pricing.api_prices()
-    shipped = {}
-    for row in table.itertuples():
-        cached = None if pd.isna(row.cached_input_usd_per_m) else row.cached_input_usd_per_m
-        shipped[_key(row)] = (row.input_usd_per_m, cached, row.output_usd_per_m)
-    assert shipped == FACTS_C
-    ends = {
-        _key(r): r.valid_to.strftime("%Y-%m-%d") for r in table.itertuples() if pd.notna(r.valid_to)
+def _timeline(repo_text) -> dict[pd.Timestamp, set[float]]:
+    """The book's dated price changes: date -> the dollar figures its row prints."""
+    rows = TIMELINE_ROW.findall(repo_text("book/economics.md"))
+    return {
+        pd.Timestamp(day): {float(x) for x in re.findall(r"\\\$(\d+(?:\.\d+)?)", text)}
+        for day, text in rows
     }
-    assert ends == FACTS_C_ENDS
+
+
+def test_shipped_prices_are_those_the_book_prints_with_their_sources(repo_text):
+    # The chapter's timeline cites DeepSeek's pricing pages, the llm-prices tracker and OpenAI's
+    # pages; every row of the data that starts on one of its dates must carry its figures.
+    timeline = _timeline(repo_text)
+    assert len(timeline) == 7
+    table = pricing.api_prices()
+    dated = table[table["valid_from"].isin(timeline.keys())]
+    assert len(dated) == 9
+    for row in dated.itertuples():
+        printed = timeline[row.valid_from]
+        assert {row.input_usd_per_m, row.output_usd_per_m} <= printed, (row.model, row.tier)
+    # The 31 January row also prints the prices that day left alone or replaced.
+    jan31 = timeline[pd.Timestamp("2025-01-31")]
+    for old in (pricing.prices_for("o1"), pricing.prices_for("o1-mini", on="2025-01-30")):
+        assert {old.input, old.output} <= jan31
+    assert pricing.prices_for("DeepSeek-R1").cached_input in timeline[pd.Timestamp("2025-01-20")]
+
+
+def test_prices_agree_with_the_notes_beside_them():
+    table = pricing.api_prices()
+
+    def one(model, tier, on="2025-03-01"):
+        return pricing.prices_for(model, tier, on=on)
+
+    # "half the standard V3 price"
+    v3, v3_night = one("DeepSeek-V3", "standard"), one("DeepSeek-V3", "off-peak")
+    assert v3_night == TokenPrices(v3.input / 2, v3.output / 2, v3.cached_input / 2)
+    # "the same price as V3 off-peak, about 75% off the standard R1 price"
+    r1, r1_night = one("DeepSeek-R1", "standard"), one("DeepSeek-R1", "off-peak")
+    assert r1_night == v3_night
+    for night, day in zip(astuple(r1_night), astuple(r1), strict=True):
+        assert night / day == pytest.approx(0.25, abs=0.01)
+    # o1-mini was "cut to match o3-mini, released the same day"
+    assert one("o1-mini", "standard") == one("o3-mini", "standard")
+    # GPT-4: "An early litellm fork lists input at 3 per million: a typo for 30"
+    gpt4 = table[table["model"] == "GPT-4"].iloc[0]
+    assert gpt4["input_usd_per_m"] == float(re.search(r"a typo for (\d+)", gpt4["note"])[1])
+    # DeepSeek's yuan prices in the notes: the dollar prices are them at 7.0 to 7.5 CNY per USD.
+    checked = 0
+    for row in table[table["note"].str.contains("CNY", na=False)].itertuples():
+        cny = re.search(r"CNY ([\d.]+) input / ([\d.]+) output / ([\d.]+) cache hit", row.note)
+        usd = (row.input_usd_per_m, row.output_usd_per_m, row.cached_input_usd_per_m)
+        for yuan, dollars in zip(map(float, cny.groups()), usd, strict=True):
+            if pd.notna(dollars):
+                assert 7.0 <= yuan / dollars <= 7.5, (row.model, row.tier, yuan, dollars)
+                checked += 1
+    assert checked == 8
+
+
+def test_price_periods_are_ordered_and_chain():
+    table = pricing.api_prices()
+    ends = table.dropna(subset=["valid_to"])
+    assert (ends["valid_from"] < ends["valid_to"]).all()
+    for (model, _), rows in table.groupby(["model", "tier"]):
+        rows = rows.sort_values("valid_from")
+        # a model's periods in one tier follow each other without overlap or gap
+        assert rows["valid_to"].iloc[:-1].tolist() == rows["valid_from"].iloc[1:].tolist(), model
+    # DeepSeek's changes take effect at 16:00 UTC on the day given (SOURCES.md)
+    for row in ends[ends["provider"] == "DeepSeek"].itertuples():
+        assert f"{row.valid_to:%Y-%m-%d} 16:00 UTC" in row.date_basis, (row.model, row.tier)
+    # V3's promotion ended when its standard price began; V3.1's one price replaced all of them
+    v3 = table[table["model"] == "DeepSeek-V3"].set_index("tier")
+    assert v3.loc["promotional", "valid_to"] == v3.loc["standard", "valid_from"]
+    replaced = ends[
+        ends["model"].isin(["DeepSeek-V3", "DeepSeek-R1"]) & (ends["tier"] != "promotional")
+    ]
+    v31 = table[table["model"] == "DeepSeek-V3.1"]
+    assert len(replaced) == 4 and set(replaced["valid_to"]) == set(v31["valid_from"])
+
+
+def test_prices_are_in_usd_per_million_tokens():
+    table = pricing.api_prices()
+    # A cache hit costs less than a miss, and output more than input, for every schedule; USD per
+    # million tokens puts every list price between a cent and a few hundred dollars.
+    cached = table.dropna(subset=["cached_input_usd_per_m"])
+    assert (cached["cached_input_usd_per_m"] < cached["input_usd_per_m"]).all()
+    assert (table["input_usd_per_m"] < table["output_usd_per_m"]).all()
+    prices = table[["input_usd_per_m", "output_usd_per_m"]].to_numpy()
+    assert ((prices >= 0.01) & (prices <= 200)).all()
 
 
 def test_every_price_row_names_a_source_and_its_dates():
@@ -100,19 +144,6 @@ def test_r1_over_o1_ratio_lies_between_the_input_and_output_ratios():
     assert lo == pytest.approx(15 / 0.55) and hi == pytest.approx(60 / 2.19)
 
 
-def test_blend_equals_splitting_the_workload():
-    peak = pricing.prices_for("DeepSeek-R1")
-    night = pricing.prices_for("DeepSeek-R1", "off-peak")
-    split = 0.75 * pricing.workload_cost(peak, 4000, 1000, 0.5) + 0.25 * pricing.workload_cost(
-        night, 4000, 1000, 0.5
-    )
-    assert pricing.workload_cost(pricing.blend(peak, night, 0.25), 4000, 1000, 0.5) == (
-        pytest.approx(split)
-    )
-    assert pricing.blend(peak, night, 0.0) == peak
-    assert pricing.blend(peak, night, 1.0) == night
-
-
 def test_blended_price():
     gpt4 = TokenPrices(30.0, 60.0)
     assert pricing.blended_price(gpt4) == pytest.approx((3 * 30 + 60) / 4)
@@ -142,8 +173,6 @@ def test_bad_cache_fraction_or_missing_cached_price_raise():
         pricing.workload_cost(TokenPrices(1, 2, 0.5), 10, 10, cache_hit_fraction=1.5)
     with pytest.raises(ValueError, match="no cached-input price"):
         pricing.workload_cost(TokenPrices(3.0, 15.0), 10, 10, cache_hit_fraction=0.5)
-    with pytest.raises(ValueError, match="off_peak_share"):
-        pricing.blend(TokenPrices(1, 2), TokenPrices(0.5, 1), -0.1)
 
 
 # --- constant-elasticity demand and the Jevons threshold -------------------------------------
@@ -151,14 +180,13 @@ def test_bad_cache_fraction_or_missing_cached_price_raise():
 
 def test_demand_and_spend_follow_the_formula():
     assert pricing.demand(2.0, 1.5, scale=10) == pytest.approx(10 * 2.0**-1.5)
-    assert pricing.total_spend(2.0, 1.5, scale=10) == pytest.approx(10 * 2.0**-0.5)
     assert pricing.demand(5.0, 0.0) == 1.0  # perfectly inelastic: the quantity never moves
 
 
 @pytest.mark.parametrize("eps", [0.0, 0.5, 0.99, 1.0, 1.01, 1.5, 3.0])
 def test_spend_multiplier_matches_spend_before_and_after(eps):
-    before = pricing.total_spend(1.0, eps, scale=7)
-    after = pricing.total_spend(0.1, eps, scale=7)
+    before = 1.0 * pricing.demand(1.0, eps, scale=7)  # spending is price times quantity
+    after = 0.1 * pricing.demand(0.1, eps, scale=7)
     assert pricing.spend_multiplier(0.1, eps) == pytest.approx(after / before)
 
 
@@ -176,33 +204,30 @@ def test_unit_elasticity_leaves_spending_exactly_unchanged():
     assert pricing.spend_rises_with_price_cut(1.0) is False
     assert pricing.spend_multiplier(0.1, 1.0) == 1.0
     assert pricing.spend_multiplier(1e-6, 1) == 1.0
-    assert pricing.total_spend(0.1, 1.0, scale=3) == pytest.approx(pricing.total_spend(1, 1.0, 3))
+    assert 0.1 * pricing.demand(0.1, 1.0, scale=3) == pytest.approx(pricing.demand(1, 1.0, 3))
 
 
 def test_bad_demand_inputs_raise():
     with pytest.raises(ValueError, match="price must be positive"):
         pricing.demand(-1.0, 1.5)
     with pytest.raises(ValueError, match="price must be positive"):
-        pricing.total_spend(0.0, 1.5)
+        pricing.demand(0.0, 1.5)
     with pytest.raises(ValueError, match="elasticity cannot be negative"):
         pricing.spend_rises_with_price_cut(-0.5)
     with pytest.raises(ValueError, match="price_ratio"):
         pricing.spend_multiplier(-0.1, 1.5)
 
 
-def test_mmlu_scores_match_their_sources():
-    scores = pricing.mmlu_scores().set_index("model")["mmlu_pct"].to_dict()
-    assert scores == {
-        "GPT-4": 86.4,  # GPT-4 Technical Report, 5-shot
-        "GPT-4o": 87.2,  # DeepSeek-R1 report, comparison table (and below)
-        "Claude 3.5 Sonnet": 88.3,
-        "DeepSeek-V3": 88.5,
-        "DeepSeek-R1": 90.8,  # also in section H of the reference file
-        "o1": 91.8,  # also in section H
-        "o1-mini": 85.2,
-        "o3-mini": 85.9,  # openai/simple-evals (and below)
-        "GPT-4o mini": 82.0,
-        "Gemini 1.5 Flash": 77.9,
-    }
+def test_mmlu_scores_agree_with_their_sources_and_the_book(repo_text):
+    table = pricing.mmlu_scores()
+    scores = table.set_index("model")["mmlu_pct"]
+    # GPT-4's score is the chapter's bar, printed there and in SOURCES.md from the GPT-4 report.
+    assert f"GPT-4 scored {scores['GPT-4']:.1f}% on the MMLU" in repo_text("book/economics.md")
+    assert f"{scores['GPT-4']:.1f} for GPT-4, 5-shot" in " ".join(data_text("SOURCES.md").split())
+    # "o1-mini scores just below GPT-4 on MMLU"
+    assert 0 < scores["GPT-4"] - scores["o1-mini"] < 2
+    # Where the source column names a second evaluator that "gives the same" figure, it is this.
+    same = table["source"].str.extract(r"gives the same (\d+\.\d)")[0].dropna().astype(float)
+    assert len(same) == 3 and (table.loc[same.index, "mmlu_pct"] == same).all()
     priced = set(pricing.api_prices()["model"])
-    assert set(scores) <= priced, "every scored model must also have a price"
+    assert set(scores.index) <= priced, "every scored model must also have a price"

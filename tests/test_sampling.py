@@ -2,12 +2,10 @@ import pytest
 import torch
 from torch import nn
 
-from effllm.model import ModelConfig, Transformer, sample_next
+from effllm.model import Transformer
 from effllm.rl_tasks import AdditionTask
-from effllm.sampling import Rollout, sample_group
+from effllm.sampling import Rollout, sample_group, sample_next
 from effllm.tokenizer import BOS, EOS, PAD, encode
-
-SMALL = ModelConfig(max_len=24, n_layer=2, d_model=32, d_ff=64)
 
 
 def _uncached_sample(model, prompts, group_size, new, temperature, top_k, generator):
@@ -26,9 +24,9 @@ def _uncached_sample(model, prompts, group_size, new, temperature, top_k, genera
 
 
 @pytest.mark.parametrize("temperature,top_k", [(1.0, None), (0.7, 5), (0.0, None)])
-def test_cached_sampling_matches_uncached(temperature, top_k):
+def test_cached_sampling_matches_uncached(temperature, top_k, tiny_config):
     torch.manual_seed(0)
-    model = Transformer(SMALL).eval()
+    model = Transformer(tiny_config).eval()
     task = AdditionTask(2)
     prompts = task.encode_prompts(task.problems(3, "train", seed=0))
     a = sample_group(model, prompts, 4, 10, temperature, top_k, torch.Generator().manual_seed(3))
@@ -58,10 +56,12 @@ def test_mask_finished_and_texts():
     assert roll.lengths.tolist() == [5, 4, 6]
 
 
-def test_sampling_stops_at_eos_and_masks_after_it():
+def test_sampling_stops_at_eos_and_masks_after_it(tiny_config):
     torch.manual_seed(1)
-    model = Transformer(SMALL).eval()
-    head = nn.Linear(SMALL.d_model, SMALL.vocab_size)  # a bias that makes EOS likely (~10%)
+    model = Transformer(tiny_config).eval()
+    head = nn.Linear(
+        tiny_config.d_model, tiny_config.vocab_size
+    )  # a bias that makes EOS likely (~10%)
     with torch.no_grad():
         head.weight.copy_(model.head.weight)
         head.bias.zero_()
@@ -78,11 +78,23 @@ def test_sampling_stops_at_eos_and_masks_after_it():
         assert bool(fin) == (row[n - 1] == EOS)
 
 
-def test_bad_sampling_arguments():
-    model = Transformer(SMALL)
+def test_sample_next_greedy_top_k_and_errors():
+    logits = torch.tensor([[0.0, 5.0, 4.0, -1.0], [3.0, 0.0, 0.0, 0.0]])
+    assert sample_next(logits, 0.0).tolist() == [[1], [0]]
+    g = torch.Generator().manual_seed(0)
+    draws = {
+        tuple(sample_next(logits, 1.0, top_k=2, generator=g)[:, 0].tolist()) for _ in range(50)
+    }
+    assert {d[0] for d in draws} == {1, 2}  # both of the top two are drawn, nothing else
+    with pytest.raises(ValueError, match="temperature cannot be negative, got -1.0"):
+        sample_next(logits, -1.0)
+
+
+def test_bad_sampling_arguments(tiny_config):
+    model = Transformer(tiny_config)
     with pytest.raises(ValueError, match="prompts must be"):
         sample_group(model, torch.zeros(5, dtype=torch.long), 2, 4)
     with pytest.raises(ValueError, match="group_size"):
         sample_group(model, torch.zeros(1, 5, dtype=torch.long), 0, 4)
     with pytest.raises(ValueError, match="exceed max_len"):
-        sample_group(model, torch.zeros(1, 20, dtype=torch.long), 2, 5)
+        sample_group(model, torch.zeros(1, tiny_config.max_len - 4, dtype=torch.long), 2, 5)

@@ -1,8 +1,11 @@
 """Shared code for the course *Efficient LLMs and the DeepSeek Moment*.
 
-One idea per module: ``runtime`` (presets, device, seeds), ``plotting`` (the course's figure
-style), ``datafiles`` (the small data sets shipped with the package), ``economics`` (training and
-serving cost arithmetic). The labs import from here and show the key lines they teach.
+A flat package, one idea per module: the models the labs train (a small transformer, its
+attention variants and mixture of experts), reinforcement learning with verifiable rewards, the
+money side (training and serving costs, token prices, capital spending, share prices), and the
+helpers every notebook uses (presets and device, plots, data files, book glue). The labs import
+from here and show the key lines they teach. The "Layout" section of the repository's README
+lists the modules.
 """
 
 __version__ = "0.1.0"

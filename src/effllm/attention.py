@@ -25,6 +25,7 @@ from torch import nn
 
 from effllm.kv_cache import LayerCache
 from effllm.layers import RMSNorm, RotaryEmbedding
+from effllm.validate import positive_int
 
 ATTENTION_KINDS = ("mha", "gqa", "mqa", "mla")
 _MLA_FIELDS = ("kv_lora_rank", "q_lora_rank", "qk_nope_head_dim", "qk_rope_head_dim", "v_head_dim")
@@ -62,22 +63,16 @@ class AttentionConfig:
     mla_absorb: bool = False
 
 
-def _positive(name: str, value: int | None) -> int:
-    if value is None or value <= 0:
-        raise ValueError(f"{name} must be a positive integer, got {value!r}")
-    return value
-
-
 def resolve(cfg: AttentionConfig, d_model: int) -> AttentionConfig:
     """A copy of ``cfg`` with every size filled in for ``d_model``, or a ValueError naming the
     value that does not fit (a head count not divisible by the group count, a latent rank of
     zero, a size set for a kind that does not use it)."""
     if cfg.kind not in ATTENTION_KINDS:
         raise ValueError(f"unknown attention kind {cfg.kind!r}; choose one of {ATTENTION_KINDS}")
-    n_head = _positive("n_head", cfg.n_head)
+    n_head = positive_int("n_head", cfg.n_head)
     if cfg.head_dim is None and d_model % n_head:
         raise ValueError(f"d_model={d_model} must be divisible by n_head={n_head}")
-    head_dim = _positive("head_dim", cfg.head_dim or d_model // n_head)
+    head_dim = positive_int("head_dim", cfg.head_dim or d_model // n_head)
     if cfg.kind == "mla":
         return _resolve_mla(cfg, head_dim)
     unused = [f for f in (*_MLA_FIELDS, "mla_absorb") if getattr(cfg, f) not in (None, False)]
@@ -86,7 +81,7 @@ def resolve(cfg: AttentionConfig, d_model: int) -> AttentionConfig:
     groups = {"mha": n_head, "mqa": 1, "gqa": cfg.n_kv_groups}[cfg.kind]
     if cfg.n_kv_groups is not None and cfg.n_kv_groups != groups:
         raise ValueError(f"{cfg.kind} has {groups} kv groups, not n_kv_groups={cfg.n_kv_groups}")
-    groups = _positive("n_kv_groups", groups)
+    groups = positive_int("n_kv_groups", groups)
     if n_head % groups:
         raise ValueError(f"n_head={n_head} is not divisible by n_kv_groups={groups}")
     return dataclasses.replace(cfg, head_dim=head_dim, n_kv_groups=groups)
@@ -98,16 +93,16 @@ def _resolve_mla(cfg: AttentionConfig, head_dim: int) -> AttentionConfig:
     if cfg.kv_lora_rank is None or cfg.kv_lora_rank <= 0:
         raise ValueError(f"MLA needs a latent rank kv_lora_rank > 0, got {cfg.kv_lora_rank!r}")
     if cfg.q_lora_rank is not None:
-        _positive("q_lora_rank (None for uncompressed queries)", cfg.q_lora_rank)
+        positive_int("q_lora_rank (None for uncompressed queries)", cfg.q_lora_rank)
     rope_dim = cfg.qk_rope_head_dim if cfg.qk_rope_head_dim is not None else head_dim // 2
     if rope_dim <= 0 or rope_dim % 2:
         raise ValueError(f"qk_rope_head_dim must be positive and even, got {rope_dim}")
     return dataclasses.replace(
         cfg,
         head_dim=head_dim,
-        qk_nope_head_dim=_positive("qk_nope_head_dim", cfg.qk_nope_head_dim or head_dim),
+        qk_nope_head_dim=positive_int("qk_nope_head_dim", cfg.qk_nope_head_dim or head_dim),
         qk_rope_head_dim=rope_dim,
-        v_head_dim=_positive("v_head_dim", cfg.v_head_dim or head_dim),
+        v_head_dim=positive_int("v_head_dim", cfg.v_head_dim or head_dim),
     )
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import pandas as pd
 
 from effllm.datafiles import read_csv
-from effllm.economics import _positive
+from effllm.validate import positive
 
 COMPANIES = ("Microsoft", "Alphabet", "Amazon", "Meta")
 CAPEX_COLUMNS = {
@@ -48,13 +48,13 @@ def subscription_revenue_usd_bn(seats: float, usd_per_month: float) -> float:
 
     Illustrative only: an order-of-magnitude yardstick for capex, not a reported figure.
     """
-    return _positive("seats", seats) * _positive("usd_per_month", usd_per_month) * 12 / 1e9
+    return positive("seats", seats) * positive("usd_per_month", usd_per_month) * 12 / 1e9
 
 
 def seats_to_match(annual_usd_bn: float, usd_per_month: float) -> float:
     """Paying seats whose subscriptions would add up to ``annual_usd_bn`` a year (illustrative)."""
     return (
-        _positive("annual_usd_bn", annual_usd_bn)
+        positive("annual_usd_bn", annual_usd_bn)
         * 1e9
-        / (_positive("usd_per_month", usd_per_month) * 12)
+        / (positive("usd_per_month", usd_per_month) * 12)
     )

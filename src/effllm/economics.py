@@ -9,12 +9,11 @@ GPU-hour price) into a cost per million generated tokens.
 
 from __future__ import annotations
 
-import math
-
 import pandas as pd
 
 from effllm import deepseek_v3 as v3
 from effllm.datafiles import read_csv
+from effllm.validate import positive, positive_fraction
 
 # Assumption, not a confirmed figure: the H800's dense BF16 tensor peak. Secondary sources put it
 # at about 989 TFLOP/s (the same die as the H100 SXM); no primary NVIDIA source was found.
@@ -24,52 +23,9 @@ H800_BF16_DENSE_PEAK_FLOPS = 989e12
 SECONDS_PER_HOUR = 3600.0
 
 
-def _finite(name: str, value: float) -> float:
-    """Return ``value`` as a float if it is a finite number, else raise ValueError naming it."""
-    try:
-        v = float(value)
-    except (TypeError, ValueError):
-        raise ValueError(f"{name} must be a number, got {value!r}") from None
-    if math.isnan(v) or math.isinf(v):
-        raise ValueError(f"{name} must be finite, got {value!r}")
-    return v
-
-
-def _positive(name: str, value: float) -> float:
-    """Return ``value`` as a float if it is a finite positive number, else raise ValueError."""
-    v = _finite(name, value)
-    if v <= 0:
-        raise ValueError(f"{name} must be positive and finite, got {value!r}")
-    return v
-
-
-def _non_negative(name: str, value: float) -> float:
-    """Like :func:`_positive`, but zero is allowed (a token count or a price may be zero)."""
-    v = _finite(name, value)
-    if v < 0:
-        raise ValueError(f"{name} cannot be negative, got {value!r}")
-    return v
-
-
-def _fraction(name: str, value: float) -> float:
-    """Return ``value`` as a float if it lies in [0, 1] (a share of tokens, a discount)."""
-    v = _non_negative(name, value)
-    if v > 1:
-        raise ValueError(f"{name} is a fraction and must lie between 0 and 1, got {value!r}")
-    return v
-
-
-def _utilisation(value: float) -> float:
-    """A fraction of peak throughput: positive and at most 1."""
-    u = _positive("utilisation", value)
-    if u > 1:
-        raise ValueError(f"utilisation is a fraction of peak and cannot exceed 1, got {u}")
-    return u
-
-
 def training_cost_usd(gpu_hours: float, usd_per_gpu_hour: float) -> float:
     """Rental cost of ``gpu_hours`` at ``usd_per_gpu_hour``."""
-    return _positive("gpu_hours", gpu_hours) * _positive("usd_per_gpu_hour", usd_per_gpu_hour)
+    return positive("gpu_hours", gpu_hours) * positive("usd_per_gpu_hour", usd_per_gpu_hour)
 
 
 def training_flops(
@@ -83,27 +39,27 @@ def training_flops(
     context length) and any extra heads such as multi-token prediction.
     """
     return (
-        _positive("flops_per_param_token", flops_per_param_token)
-        * _positive("active_params", active_params)
-        * _positive("tokens", tokens)
+        positive("flops_per_param_token", flops_per_param_token)
+        * positive("active_params", active_params)
+        * positive("tokens", tokens)
     )
 
 
 def model_flops_utilisation(flops: float, gpu_hours: float, peak_flops_per_gpu: float) -> float:
     """Fraction of the GPUs' peak throughput that ``flops`` used over ``gpu_hours`` (the MFU)."""
     capacity = (
-        _positive("gpu_hours", gpu_hours)
+        positive("gpu_hours", gpu_hours)
         * SECONDS_PER_HOUR
-        * _positive("peak_flops_per_gpu", peak_flops_per_gpu)
+        * positive("peak_flops_per_gpu", peak_flops_per_gpu)
     )
-    return _positive("flops", flops) / capacity
+    return positive("flops", flops) / capacity
 
 
 def gpu_hours_for(flops: float, peak_flops_per_gpu: float, utilisation: float) -> float:
     """GPU hours needed to deliver ``flops`` at ``utilisation`` of ``peak_flops_per_gpu``."""
-    u = _utilisation(utilisation)
-    return _positive("flops", flops) / (
-        _positive("peak_flops_per_gpu", peak_flops_per_gpu) * u * SECONDS_PER_HOUR
+    u = positive_fraction("utilisation", utilisation)
+    return positive("flops", flops) / (
+        positive("peak_flops_per_gpu", peak_flops_per_gpu) * u * SECONDS_PER_HOUR
     )
 
 
@@ -127,7 +83,7 @@ def decode_flops_per_token(active_params: float, flops_per_param_token: float = 
 
     Like 6·N·D, this leaves out attention over the context, which grows with its length.
     """
-    return _positive("flops_per_param_token", flops_per_param_token) * _positive(
+    return positive("flops_per_param_token", flops_per_param_token) * positive(
         "active_params", active_params
     )
 
@@ -140,9 +96,9 @@ def tokens_per_second_per_gpu(
     ``utilisation`` is the fraction of peak actually delivered. Generation is usually limited by
     memory traffic rather than arithmetic, so realistic values are well below training's.
     """
-    u = _utilisation(utilisation)
+    u = positive_fraction("utilisation", utilisation)
     return (
-        _positive("peak_flops_per_gpu", peak_flops_per_gpu)
+        positive("peak_flops_per_gpu", peak_flops_per_gpu)
         * u
         / decode_flops_per_token(active_params)
     )
@@ -150,5 +106,5 @@ def tokens_per_second_per_gpu(
 
 def serving_cost_per_million_tokens(tokens_per_second: float, usd_per_gpu_hour: float) -> float:
     """USD to generate one million tokens at ``tokens_per_second`` per GPU and a GPU-hour price."""
-    tokens_per_hour = _positive("tokens_per_second", tokens_per_second) * SECONDS_PER_HOUR
-    return _positive("usd_per_gpu_hour", usd_per_gpu_hour) / tokens_per_hour * 1e6
+    tokens_per_hour = positive("tokens_per_second", tokens_per_second) * SECONDS_PER_HOUR
+    return positive("usd_per_gpu_hour", usd_per_gpu_hour) / tokens_per_hour * 1e6

@@ -52,7 +52,11 @@ class RotaryEmbedding(nn.Module):
 
 
 class FeedForward(nn.Module):
-    """SwiGLU feed-forward: w2(silu(w1 x) * w3 x). Used dense, and as one expert of an MoE."""
+    """SwiGLU feed-forward: w2(silu(w1 x) * w3 x), the dense block's FFN.
+
+    An MoE's experts compute the same function but keep their weights stacked in
+    :class:`effllm.moe.MoE` and run through a grouped kernel; they do not use this class.
+    """
 
     def __init__(self, d_model: int, d_hidden: int) -> None:
         super().__init__()

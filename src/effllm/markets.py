@@ -22,6 +22,7 @@ import numpy as np
 import pandas as pd
 
 from effllm.datafiles import DataFileError, location, read_csv
+from effllm.validate import positive
 
 PRICES_FILE = "prices.csv"
 SHARES_FILE = "shares.csv"
@@ -236,12 +237,20 @@ def log_returns(close: pd.DataFrame | pd.Series) -> pd.DataFrame | pd.Series:
     return np.log(close / close.shift(1)).iloc[1:]
 
 
-def day_returns(close: pd.DataFrame, date: str | pd.Timestamp) -> pd.Series:
-    """Close-to-close simple return of every column on trading day ``date``."""
-    day = trading_day(close.index, date)
-    i = close.index.get_loc(day)
+def _day_after_a_close(
+    dates: pd.DatetimeIndex, date: str | pd.Timestamp
+) -> tuple[pd.Timestamp, int]:
+    """Trading day ``date`` and its position in ``dates``, checked to have a previous close."""
+    day = trading_day(dates, date)
+    i = dates.get_loc(day)
     if i == 0:
         raise ValueError(f"{day:%Y-%m-%d} is the first day of the data; it has no previous close")
+    return day, i
+
+
+def day_returns(close: pd.DataFrame, date: str | pd.Timestamp) -> pd.Series:
+    """Close-to-close simple return of every column on trading day ``date``."""
+    _, i = _day_after_a_close(close.index, date)
     return close.iloc[i] / close.iloc[i - 1] - 1
 
 
@@ -251,10 +260,8 @@ def market_value_change(prev_close: float, close: float, shares: float) -> float
     A company's market value is its share price times its shares outstanding, so with a fixed
     share count the change is ``(close - prev_close) * shares``; negative for a loss.
     """
-    for name, v in (("prev_close", prev_close), ("close", close), ("shares", shares)):
-        if not (isinstance(v, int | float | np.number) and math.isfinite(v) and v > 0):
-            raise ValueError(f"{name} must be a positive number, got {v!r}")
-    return (float(close) - float(prev_close)) * float(shares)
+    before, after = positive("prev_close", prev_close), positive("close", close)
+    return (after - before) * positive("shares", shares)
 
 
 def implied_shares(value_change: float, prev_close: float, close: float) -> float:
@@ -458,10 +465,7 @@ def retracement(close: pd.Series, event_date: str | pd.Timestamp) -> pd.Series:
 
     Index: the event day and every later day; the event day itself is 0.
     """
-    day = trading_day(close.index, event_date)
-    i = close.index.get_loc(day)
-    if i == 0:
-        raise ValueError(f"{day:%Y-%m-%d} is the first day of the data; it has no previous close")
+    day, i = _day_after_a_close(close.index, event_date)
     before, low = close.iloc[i - 1], close.iloc[i]
     if not low < before:
         raise ValueError(f"{close.name} did not fall on {day:%Y-%m-%d}: nothing to retrace")

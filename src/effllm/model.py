@@ -18,6 +18,7 @@ from effllm.attention import AttentionConfig, build_attention
 from effllm.kv_cache import KVCache, LayerCache
 from effllm.layers import FeedForward, RMSNorm
 from effllm.moe import MoE, MoEConfig
+from effllm.sampling import sample_next
 from effllm.tokenizer import VOCAB_SIZE
 
 FFN_KINDS = ("dense", "moe")
@@ -155,22 +156,3 @@ class Transformer(nn.Module):
             out = torch.cat([out, nxt], dim=1)
             step_in = nxt
         return out
-
-
-def sample_next(
-    logits: torch.Tensor,
-    temperature: float = 1.0,
-    top_k: int | None = None,
-    generator: torch.Generator | None = None,
-) -> torch.Tensor:
-    """Sample one token per row from logits: (batch, vocab) -> (batch, 1)."""
-    if temperature < 0:
-        raise ValueError(f"temperature must be >= 0, got {temperature}")
-    if temperature == 0:
-        return logits.argmax(dim=-1, keepdim=True)
-    logits = logits.float() / temperature
-    if top_k is not None:
-        kth = torch.topk(logits, min(top_k, logits.shape[-1]), dim=-1).values[:, -1:]
-        logits = logits.masked_fill(logits < kth, float("-inf"))
-    probs = torch.softmax(logits, dim=-1)
-    return torch.multinomial(probs, 1, generator=generator)

@@ -286,7 +286,7 @@ def max_violation(counts: torch.Tensor) -> float:
     return float(counts.max() / counts.mean().clamp(min=1e-12) - 1)
 
 
-def balance_step(step: int, model: nn.Module) -> dict[str, float]:
+def balance_step(model: nn.Module) -> dict[str, float]:
     """``on_step`` hook for :func:`effllm.train.train`: update biases, return load statistics.
 
     Layers with ``bias`` balancing get their b_i update. The returned row holds

@@ -4,7 +4,6 @@ description in words that the book uses as the figure's alt text."""
 from __future__ import annotations
 
 import matplotlib as mpl
-import matplotlib.pyplot as plt
 from IPython import get_ipython
 from matplotlib.axes import Axes
 from matplotlib.backend_bases import RendererBase
@@ -130,8 +129,3 @@ def _drawn_extent(fig: Figure, renderer: RendererBase) -> Bbox:
     boxes = [ax.get_tightbbox(renderer) for ax in fig.axes if ax.get_visible()]
     boxes += [legend.get_window_extent(renderer) for legend in fig.legends]
     return Bbox.union(boxes) if boxes else fig.bbox
-
-
-def show() -> None:
-    """Show the current figure (``plt.show``); the name keeps lab cells uniform."""
-    plt.show()

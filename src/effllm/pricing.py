@@ -3,9 +3,7 @@
 Prices are list prices in US dollars per million tokens, shipped as
 ``effllm/data/api_prices.csv`` (see ``SOURCES.md``). A bill has three parts: input tokens that
 miss the provider's prompt cache, input tokens that hit it (cheaper), and output tokens, which
-for a reasoning model include its chain of thought. Because a bill is linear in the prices, a
-workload split between two price schedules (DeepSeek's off-peak hours, say) costs the same as the
-whole workload at the blended schedule.
+for a reasoning model include its chain of thought.
 
 The demand side is the textbook constant-elasticity curve Q = A·P^(−ε), the simplest model in
 which to ask Jevons's question: does a cheaper resource end up with more spent on it?
@@ -18,7 +16,7 @@ from dataclasses import dataclass
 import pandas as pd
 
 from effllm.datafiles import read_csv
-from effllm.economics import _fraction, _non_negative, _positive
+from effllm.validate import fraction, non_negative, positive
 
 TOKENS_PER_MILLION = 1e6
 
@@ -48,10 +46,10 @@ class TokenPrices:
 
     def __post_init__(self) -> None:
         # frozen: validate (and coerce to float) through object.__setattr__
-        object.__setattr__(self, "input", _non_negative("input price", self.input))
-        object.__setattr__(self, "output", _non_negative("output price", self.output))
+        object.__setattr__(self, "input", non_negative("input price", self.input))
+        object.__setattr__(self, "output", non_negative("output price", self.output))
         if self.cached_input is not None:
-            cached = _non_negative("cached input price", self.cached_input)
+            cached = non_negative("cached input price", self.cached_input)
             object.__setattr__(self, "cached_input", cached)
 
 
@@ -108,9 +106,9 @@ def workload_cost(
     ``cache_hit_fraction`` of the input tokens are billed at the cached-input price. Output tokens
     include any reasoning tokens: both DeepSeek and OpenAI bill a chain of thought as output.
     """
-    n_in = _non_negative("input_tokens", input_tokens)
-    n_out = _non_negative("output_tokens", output_tokens)
-    hit = _fraction("cache_hit_fraction", cache_hit_fraction)
+    n_in = non_negative("input_tokens", input_tokens)
+    n_out = non_negative("output_tokens", output_tokens)
+    hit = fraction("cache_hit_fraction", cache_hit_fraction)
     if hit > 0 and prices.cached_input is None:
         raise ValueError(
             f"cache_hit_fraction={hit} but this price schedule has no cached-input price"
@@ -120,24 +118,10 @@ def workload_cost(
     return usd_per_m / TOKENS_PER_MILLION
 
 
-def blend(peak: TokenPrices, off_peak: TokenPrices, off_peak_share: float) -> TokenPrices:
-    """The effective schedule when ``off_peak_share`` of a workload runs at ``off_peak`` prices.
-
-    A bill is linear in the prices, so this equals splitting the workload and adding the bills.
-    """
-    s = _fraction("off_peak_share", off_peak_share)
-    has_cache = peak.cached_input is not None and off_peak.cached_input is not None
-    return TokenPrices(
-        input=(1 - s) * peak.input + s * off_peak.input,
-        output=(1 - s) * peak.output + s * off_peak.output,
-        cached_input=(1 - s) * peak.cached_input + s * off_peak.cached_input if has_cache else None,
-    )
-
-
 def blended_price(prices: TokenPrices, input_per_output: float = 3.0) -> float:
     """One USD-per-million figure for a schedule: the mean price of a token in a workload that
     reads ``input_per_output`` input tokens (cache misses) for every output token."""
-    r = _non_negative("input_per_output", input_per_output)
+    r = non_negative("input_per_output", input_per_output)
     return (r * prices.input + prices.output) / (r + 1)
 
 
@@ -147,14 +131,9 @@ def demand(price: float, elasticity: float, scale: float = 1.0) -> float:
     ``elasticity`` ε >= 0 is the percentage fall in quantity for a 1% rise in price, the same at
     every price (that constancy is the model's strong assumption).
     """
-    p = _positive("price", price)
-    eps = _non_negative("elasticity", elasticity)
-    return _positive("scale", scale) * p**-eps
-
-
-def total_spend(price: float, elasticity: float, scale: float = 1.0) -> float:
-    """Total spending P · Q on the constant-elasticity curve: scale · P^(1−ε)."""
-    return _positive("price", price) * demand(price, elasticity, scale)
+    p = positive("price", price)
+    eps = non_negative("elasticity", elasticity)
+    return positive("scale", scale) * p**-eps
 
 
 def spend_multiplier(price_ratio: float, elasticity: float) -> float:
@@ -163,8 +142,8 @@ def spend_multiplier(price_ratio: float, elasticity: float) -> float:
     On a constant-elasticity curve the scale cancels: new/old = price_ratio^(1−ε). A tenfold price
     cut is ``price_ratio=0.1``. At ε = 1 exactly the factor is exactly 1.
     """
-    ratio = _positive("price_ratio", price_ratio)
-    return ratio ** (1 - _non_negative("elasticity", elasticity))
+    ratio = positive("price_ratio", price_ratio)
+    return ratio ** (1 - non_negative("elasticity", elasticity))
 
 
 def spend_rises_with_price_cut(elasticity: float) -> bool:
@@ -173,7 +152,7 @@ def spend_rises_with_price_cut(elasticity: float) -> bool:
     At ε = 1 spending is unchanged, below it spending falls: the cut saves buyers money even
     though they buy more.
     """
-    return _non_negative("elasticity", elasticity) > 1
+    return non_negative("elasticity", elasticity) > 1
 
 
 def mmlu_scores() -> pd.DataFrame:

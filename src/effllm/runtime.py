@@ -20,6 +20,8 @@ from typing import TypeVar
 import numpy as np
 import torch
 
+from effllm.validate import non_negative_int, positive_int
+
 PRESET_ENV = "EFFLLM_PRESET"
 PRESET_NAMES = ("cpu", "gpu")
 
@@ -125,8 +127,7 @@ def tiny_model_threads(dev: torch.device | None = None) -> int:
 @contextmanager
 def cpu_threads(n: int) -> Iterator[None]:
     """Run the block with ``n`` intra-op CPU threads, then restore the count (for benchmarks)."""
-    if n < 1:
-        raise ValueError(f"the number of threads must be at least 1, got {n}")
+    n = positive_int("the number of threads", n)
     before = torch.get_num_threads()
     torch.set_num_threads(n)
     try:
@@ -140,8 +141,7 @@ def seed_everything(seed: int) -> torch.Generator:
 
     On the CPU this makes a lab's numbers repeat exactly from run to run on the same machine.
     """
-    if not isinstance(seed, int) or seed < 0:
-        raise ValueError(f"seed must be a non-negative int, got {seed!r}")
+    seed = non_negative_int("seed", seed)
     random.seed(seed)
     np.random.seed(seed % 2**32)
     torch.manual_seed(seed)

@@ -1,10 +1,14 @@
-"""Batched sampling of G completions per prompt with the KV cache: the rollouts of RL.
+"""Sampling tokens from a model: one token from logits, and G completions per prompt.
 
-Reinforcement learning on a language model spends most of its time here, generating answers to
-grade. Everything is one batch: the G samples of every prompt are rows of the same tensor, the
-prompts are run through the model once (prefill) and every later step feeds one new token per
-row, reading the rest from the cache. Rows that have produced the end-of-sequence token keep
-being fed (a batch cannot shrink in place) but are padded and masked out.
+:func:`sample_next` draws the next token of every row (greedy, temperature, top-k); both
+:meth:`effllm.model.Transformer.generate` and :func:`sample_group` use it.
+
+:func:`sample_group` makes the rollouts of RL with the KV cache. Reinforcement learning on a
+language model spends most of its time there, generating answers to grade. Everything is one
+batch: the G samples of every prompt are rows of the same tensor, the prompts are run through the
+model once (prefill) and every later step feeds one new token per row, reading the rest from the
+cache. Rows that have produced the end-of-sequence token keep being fed (a batch cannot shrink
+in place) but are padded and masked out.
 """
 
 from __future__ import annotations
@@ -14,10 +18,30 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from effllm.model import sample_next
 from effllm.tokenizer import EOS, PAD, decode
+from effllm.validate import non_negative
 
 _INVALID_BYTE = 0xFF  # never valid in UTF-8
+
+
+def sample_next(
+    logits: torch.Tensor,
+    temperature: float = 1.0,
+    top_k: int | None = None,
+    generator: torch.Generator | None = None,
+) -> torch.Tensor:
+    """Sample one token per row from logits: (batch, vocab) -> (batch, 1).
+
+    ``temperature=0`` takes the most likely token; ``top_k`` keeps only the k likeliest.
+    """
+    if non_negative("temperature", temperature) == 0:
+        return logits.argmax(dim=-1, keepdim=True)
+    logits = logits.float() / temperature
+    if top_k is not None:
+        kth = torch.topk(logits, min(top_k, logits.shape[-1]), dim=-1).values[:, -1:]
+        logits = logits.masked_fill(logits < kth, float("-inf"))
+    probs = torch.softmax(logits, dim=-1)
+    return torch.multinomial(probs, 1, generator=generator)
 
 
 @dataclass

@@ -32,10 +32,3 @@ def decode(ids: list[int] | torch.Tensor, stop_at_eos: bool = True) -> str:
         if 0 <= i < 256:
             out.append(i)
     return out.decode("utf-8", errors="replace")
-
-
-def encode_batch(texts: list[str], bos: bool = True, eos: bool = False) -> torch.Tensor:
-    """Left-pad a batch of texts with PAD into one (batch, max_len) LongTensor."""
-    rows = [encode(t, bos=bos, eos=eos) for t in texts]
-    width = max(len(r) for r in rows)
-    return torch.tensor([[PAD] * (width - len(r)) + r for r in rows], dtype=torch.long)

@@ -11,6 +11,8 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
+from effllm.validate import positive_int
+
 Batch = tuple[torch.Tensor, torch.Tensor]
 
 
@@ -42,7 +44,7 @@ def train(
     grad_clip: float = 1.0,
     eval_every: int = 50,
     eval_batches: int = 4,
-    on_step: Callable[[int, nn.Module], dict | None] | None = None,
+    on_step: Callable[[nn.Module], dict | None] | None = None,
     desc: str = "training",
 ) -> pd.DataFrame:
     """Train ``model`` with AdamW; return one row per step.
@@ -50,7 +52,7 @@ def train(
     Args:
         get_batch: ``get_batch("train")`` / ``get_batch("val")`` return ``(inputs, targets)``;
             the model's forward must return ``(logits, loss)``.
-        on_step: called after each optimiser step as ``on_step(step, model)``; a dict it returns
+        on_step: called after each optimiser step as ``on_step(model)``; a dict it returns
             is added to that step's row (an MoE's load statistics, say).
 
     Returns:
@@ -58,8 +60,7 @@ def train(
         start, evaluation excluded), ``val_loss`` (every ``eval_every`` steps and at the end,
         NaN elsewhere), plus whatever ``on_step`` returned.
     """
-    if steps <= 0:
-        raise ValueError(f"steps must be positive, got {steps}")
+    steps = positive_int("steps", steps)
     decay = [p for p in model.parameters() if p.requires_grad and p.dim() >= 2]
     no_decay = [p for p in model.parameters() if p.requires_grad and p.dim() < 2]
     opt = torch.optim.AdamW(
@@ -82,7 +83,7 @@ def train(
         opt.step()
         row = {"step": step + 1, "train_loss": loss.item(), "lr": opt.param_groups[0]["lr"]}
         if on_step is not None:
-            row.update(on_step(step, model) or {})
+            row.update(on_step(model) or {})
         elapsed += time.perf_counter() - t0
         row["elapsed_s"] = elapsed
         if (step + 1) % eval_every == 0 or step + 1 == steps:
