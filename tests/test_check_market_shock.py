@@ -38,8 +38,9 @@ def cumulative_abnormal_return(AR, sigma):
 def event_study(r_i, r_m, event, window):
     lo, hi = window
     alpha, beta, sigma = market_model(r_i[: event + lo], r_m[: event + lo])
-    AR, _ = abnormal_return(r_i[event + lo : event + hi + 1], r_m[event + lo : event + hi + 1],
-                            alpha, beta, sigma)  # fmt: skip
+    AR, _ = abnormal_return(
+        r_i[event + lo : event + hi + 1], r_m[event + lo : event + hi + 1], alpha, beta, sigma
+    )
     return cumulative_abnormal_return(AR, sigma)
 
 
@@ -111,7 +112,7 @@ LAB5 = [
             (
                 lambda r_i, r_m: market_model(r_i, r_m)[1::-1] + market_model(r_i, r_m)[2:],
                 r"returns \(beta, alpha, sigma\)",
-            ),  # fmt: skip
+            ),
             (_beta_as("reverse"), "variance of the stock's returns"),
             (_beta_as("correlation"), "correlation"),
             (lambda r_i, r_m: (r_i.mean(), *market_model(r_i, r_m)[1:]), "alpha is the stock's"),
@@ -120,7 +121,7 @@ LAB5 = [
             (
                 lambda r_i, r_m: (*market_model(r_i, r_m)[:2], np.std(r_i, ddof=2)),
                 "spread of the stock's returns",
-            ),  # fmt: skip
+            ),
         ],
     ),
     (
@@ -132,7 +133,7 @@ LAB5 = [
             (
                 lambda r_i, r_m, a, b, s: tuple(-x for x in abnormal_return(r_i, r_m, a, b, s)),
                 "sign is flipped",
-            ),  # fmt: skip
+            ),
             (lambda r_i, r_m, a, b, s: abnormal_return(r_i, r_m, a, b, s**2), "variance"),
             (
                 lambda r_i, r_m, a, b, s: (
@@ -140,7 +141,7 @@ LAB5 = [
                     abnormal_return(r_i, r_m, a, b, s)[1],
                 ),
                 "percentage",
-            ),  # fmt: skip
+            ),
         ],
     ),
     (
@@ -153,7 +154,7 @@ LAB5 = [
             (
                 lambda AR, s: (np.prod(1 + AR) - 1, (np.prod(1 + AR) - 1) / (s * len(AR) ** 0.5)),
                 "compounds",
-            ),  # fmt: skip
+            ),
             (lambda AR, s: (100 * AR.sum(), AR.sum() / (s * len(AR) ** 0.5)), "percentage"),
         ],
     ),

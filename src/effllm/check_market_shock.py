@@ -47,6 +47,13 @@ def _position(date: str) -> int:
 # Returns and market value
 
 
+def _simple_return(P_prev: float | pd.Series, P: float | pd.Series) -> float | pd.Series:
+    """``markets.simple_returns`` from two closes: numbers, or two rows of closes (Series)."""
+    if isinstance(P, pd.Series):
+        return markets.simple_returns(pd.DataFrame([P_prev, P])).iloc[0]
+    return float(markets.simple_returns(pd.Series([P_prev, P])).iloc[0])
+
+
 def simple_return(student: Callable[[float, float], float]) -> Callable[[float, float], float]:
     """r_t = P_t / P_{t-1} - 1."""
     rng = np.random.default_rng(0)
@@ -59,7 +66,7 @@ def simple_return(student: Callable[[float, float], float]) -> Callable[[float, 
     return verify(
         "simple_return",
         student,
-        lambda p0, p1: float(markets.simple_returns(pd.Series([p0, p1])).iloc[0]),
+        _simple_return,
         [Case((142.62, 118.42), "NVIDIA's closes of 24 and 27 Jan 2025"), *cases],
         [
             Mistake(
@@ -293,7 +300,7 @@ def _car(AR: np.ndarray, sigma: float) -> tuple[float, float]:
         estimation_start=dates[0],
         estimation_end=dates[0],
         model=markets.MarketModel(alpha=0.0, beta=0.0, resid_std=sigma, r_squared=math.nan, n=0),
-        days=pd.DataFrame({"car": np.cumsum(AR)}, index=dates),
+        days=pd.DataFrame({"car": np.cumsum(np.asarray(AR, dtype=float))}, index=dates),
     )
     return study.car, study.car_t
 
