@@ -9,10 +9,12 @@ import warnings
 import pytest
 import torch
 
-from effllm import presets
+from effllm import presets, runtime
 from effllm.grpo import GRPOConfig, train_grpo
 from effllm.model import Transformer
+from effllm.moe import balance_step
 from effllm.rl_tasks import AdditionTask, demonstrations
+from effllm.train import train
 
 ALL = [(lab, name) for lab in presets.LABS for name in ("cpu", "gpu")]
 
@@ -70,6 +72,36 @@ def test_gpu_preset_models_build_and_train_one_step_on_cpu(lab):
     p = presets.PRESETS[lab]["gpu"]
     for cfg in p.models().values():
         _one_step(cfg, p.lr, p.seq_len)
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+def test_the_gpu_path_trains_in_mixed_precision(dtype):
+    """What a GPU runs (autocast, and a gradient scaler for float16), exercised on the CPU."""
+    p = presets.PRESETS["moe"]["gpu"]
+    precision = runtime.Precision("cpu", dtype)
+    assert precision.needs_scaler == (dtype == torch.float16)
+    for name, cfg in p.models().items():
+        torch.manual_seed(0)
+        model = Transformer(cfg)
+        before = model.head.weight.detach().clone()
+        idx = torch.randint(0, 256, (2, 65))
+        hist = train(
+            model,
+            lambda split, idx=idx: (idx[:, :-1], idx[:, 1:]),
+            steps=2,
+            eval_every=2,
+            eval_batches=1,
+            precision=precision,
+            on_step=balance_step if cfg.ffn == "moe" else None,
+        )
+        assert hist["train_loss"].map(math.isfinite).all(), name
+        assert model.head.weight.dtype == torch.float32, name  # weights stay float32
+        assert not torch.equal(before, model.head.weight), name
+
+
+def test_mixed_precision_only_on_a_gpu():
+    assert runtime.precision(torch.device("cpu")).dtype is None
+    assert runtime.precision(torch.device("cpu"), mixed=False).dtype is None
 
 
 def test_attention_presets_leave_room_for_the_decoding_run():

@@ -11,6 +11,7 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
+from effllm import runtime
 from effllm.validate import positive_int
 
 Batch = tuple[torch.Tensor, torch.Tensor]
@@ -46,6 +47,7 @@ def train(
     eval_batches: int = 4,
     on_step: Callable[[nn.Module], dict | None] | None = None,
     desc: str = "training",
+    precision: runtime.Precision | None = None,
 ) -> pd.DataFrame:
     """Train ``model`` with AdamW; return one row per step.
 
@@ -54,6 +56,8 @@ def train(
             the model's forward must return ``(logits, loss)``.
         on_step: called after each optimiser step as ``on_step(model)``; a dict it returns
             is added to that step's row (an MoE's load statistics, say).
+        precision: float32 or mixed precision; by default :func:`effllm.runtime.precision` of
+            the model's device (mixed on a GPU, float32 on the CPU).
 
     Returns:
         Columns ``step``, ``train_loss``, ``lr``, ``elapsed_s`` (wall-clock seconds since the
@@ -68,6 +72,9 @@ def train(
         lr=lr,
         betas=(0.9, 0.95),
     )
+    if precision is None:
+        precision = runtime.precision(next(model.parameters()).device)
+    scaler = precision.grad_scaler()
     rows, elapsed = [], 0.0
     model.train()
     bar = tqdm(range(steps), desc=desc)
@@ -75,12 +82,15 @@ def train(
         t0 = time.perf_counter()
         for group in opt.param_groups:
             group["lr"] = lr_at(step, steps, lr, warmup)
-        _, loss = model(*get_batch("train"))
+        with precision.autocast():
+            _, loss = model(*get_batch("train"))
         opt.zero_grad(set_to_none=True)
-        loss.backward()
+        scaler.scale(loss).backward()
         if grad_clip:
+            scaler.unscale_(opt)  # clip the true gradients, not the scaled ones
             nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
-        opt.step()
+        scaler.step(opt)
+        scaler.update()
         row = {"step": step + 1, "train_loss": loss.item(), "lr": opt.param_groups[0]["lr"]}
         if on_step is not None:
             row.update(on_step(model) or {})
