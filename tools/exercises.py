@@ -9,8 +9,8 @@ edition each such function keeps its signature and docstring (where its equation
 its body becomes ``todo("name")``, which raises a "write this" message when called. The check
 cells are unchanged: until a function is written, its check says so and the lab goes on with the
 course's implementation, so an unfinished exercise notebook still runs from top to bottom.
-The answers to the end-of-lab exercises (``<details>`` blocks) are left out, and so are cells
-tagged ``remove-cell`` (the arithmetic behind the answers, hidden from the book's page too).
+The answers to the end-of-lab exercises (``<details>`` blocks) are left out, and so are the cells
+tagged ``answers`` that compute the numbers they quote.
 """
 
 from __future__ import annotations
@@ -80,8 +80,8 @@ def blank_functions(code: str) -> str:
 def exercise_edition(notebook: dict, name: str) -> dict:
     """The exercise edition of one lab notebook (a new dict; the input is not changed)."""
     nb = copy.deepcopy(notebook)
-    # Cells hidden from the book's page (the answers' arithmetic) are left out, as the answers are.
-    nb["cells"] = [c for c in nb["cells"] if "remove-cell" not in tags(c)]
+    # The arithmetic behind the answers goes, as the answers do.
+    nb["cells"] = [c for c in nb["cells"] if "answers" not in tags(c)]
     for cell in nb["cells"]:
         if cell["cell_type"] == "code":
             cell["outputs"], cell["execution_count"] = [], None

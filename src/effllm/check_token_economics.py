@@ -323,7 +323,10 @@ def elasticity_for_spend_multiplier(
 def _off_peak_reference(
     peak: TokenPrices, off_peak: TokenPrices, s: float, n_in: float, n_out: float, h: float
 ) -> float:
-    return pricing.workload_cost(pricing.blend(peak, off_peak, s), n_in, n_out, h)
+    # A bill is linear in the prices: split the workload between the two price lists.
+    return (1 - s) * pricing.workload_cost(peak, n_in, n_out, h) + s * pricing.workload_cost(
+        off_peak, n_in, n_out, h
+    )
 
 
 def off_peak_workload_cost(
@@ -370,5 +373,5 @@ def off_peak_workload_cost(
                 "input with the same cache-hit share",
             ),
         ],
-        stand_in="pricing.workload_cost at pricing.blend(peak, off_peak, s)",
+        stand_in="pricing.workload_cost, split between peak and off-peak prices",
     )
