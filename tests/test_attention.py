@@ -57,19 +57,48 @@ def test_cached_decoding_matches_full_forward_for_every_variant(name):
     assert torch.equal(*greedy)
 
 
+def closed_form_values_per_token(att: AttentionConfig, d_model: int) -> int:
+    """Table 1 of the V2 report written out from a configuration's own fields (not from
+    ``kv_cache_values_per_token``): 2 n_kv d_h for MHA/GQA/MQA, d_c + d_h^R for MLA."""
+    d_h = att.head_dim or d_model // att.n_head
+    if att.kind == "mla":
+        return att.kv_lora_rank + (att.qk_rope_head_dim or d_h // 2)
+    n_kv = {"mha": att.n_head, "gqa": att.n_kv_groups, "mqa": 1}[att.kind]
+    return 2 * n_kv * d_h
+
+
 @pytest.mark.parametrize("name", VARIANTS)
-def test_formula_bytes_equal_the_cached_tensors(name):
+def test_cache_holds_what_the_closed_form_predicts(name):
     cfg = small(VARIANTS[name])
     model = trained_like(cfg)
     cache = model.new_cache()
     batch, tokens = 3, 11
-    model(torch.randint(0, 256, (batch, tokens)), cache=cache)
-    tensors = [t for layer in cache.layers for t in layer.tensors().values()]
-    assert cache.nbytes() == sum(t.numel() * t.element_size() for t in tensors)
-    per_token = kv_cache_bytes_per_token(cfg.attention, D_MODEL, torch.float32)
-    assert cache.nbytes() == per_token * cfg.n_layer * batch * tokens
+    with torch.no_grad():
+        model(torch.randint(0, 256, (batch, tokens)), cache=cache)
+    buffers = [buf for layer in cache.layers for buf in layer.buffers.values()]
+    per_token = closed_form_values_per_token(cfg.attention, D_MODEL)
+    # Numbers the model actually wrote: buffers start as NaN, every finite entry was stored.
+    written = sum(int(buf.isfinite().sum()) for buf in buffers)
+    assert written == per_token * cfg.n_layer * batch * tokens
+    # Memory actually held: the buffers' storage, max_len positions each, float32.
+    held = sum(buf.untyped_storage().nbytes() for buf in buffers)
+    assert held == 4 * per_token * cfg.n_layer * batch * cfg.max_len
+    assert cache.nbytes_allocated() == held
+    assert cache.nbytes_filled() == 4 * per_token * cfg.n_layer * batch * tokens
+    assert kv_cache_bytes_per_token(cfg.attention, D_MODEL, torch.float32) == 4 * per_token
     expected_names = {"c_KV", "k_R"} if cfg.attention.kind == "mla" else {"k", "v"}
     assert set(cache.layers[0].tensors()) == expected_names
+
+
+def test_filled_and_allocated_bytes_are_told_apart():
+    cache = LayerCache(10)
+    assert cache.nbytes_filled() == cache.nbytes_allocated() == 0  # nothing allocated yet
+    cache.update(k=torch.ones(2, 4, 3), v=torch.ones(2, 4, 5))
+    assert cache.nbytes_filled() == 2 * 4 * (3 + 5) * 4
+    assert cache.nbytes_allocated() == 2 * 10 * (3 + 5) * 4
+    assert cache.buffers["k"][:, 4:].isnan().all()  # never written: NaN, not stale numbers
+    cache.update(k=torch.zeros(2, 6, 3), v=torch.zeros(2, 6, 5))
+    assert cache.nbytes_filled() == cache.nbytes_allocated()
 
 
 def test_cache_values_follow_the_v2_table():
@@ -161,7 +190,7 @@ def test_layer_cache_truncate():
     cache = LayerCache(8)
     cache.update(k=torch.ones(1, 5, 2))
     cache.truncate(3)
-    assert cache.length == 3 and cache.nbytes() == 3 * 2 * 4
+    assert cache.length == 3 and cache.nbytes_filled() == 3 * 2 * 4
     (k,) = cache.update(k=torch.zeros(1, 1, 2))
     assert k.shape == (1, 4, 2) and k[0, 3].eq(0).all()
     with pytest.raises(ValueError, match="truncate"):

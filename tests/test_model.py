@@ -38,7 +38,7 @@ def test_cached_decoding_matches_full_forward(tiny_config):
     torch.testing.assert_close(torch.cat(pieces, dim=1), full, rtol=1e-4, atol=1e-5)
     assert cache.seq_len == 12
     k = cache.layers[0].tensors()["k"]
-    assert cache.nbytes() == 2 * tiny_config.n_layer * k.numel() * k.element_size()
+    assert cache.nbytes_filled() == 2 * tiny_config.n_layer * k.numel() * k.element_size()
 
 
 def test_generate_with_and_without_cache_agree_greedily(tiny_config):

@@ -8,7 +8,8 @@ attends over everything cached; each variant chooses what to cache:
 - ``mha``, ``gqa``, ``mqa``: keys and values of ``n_kv_groups`` heads (``n_head``, a divisor of
   ``n_head``, or one), shared by the query heads of each group.
 - ``mla``: multi-head latent attention (DeepSeek-V2 §2.1): one latent vector ``c_KV`` and one
-  small rotary key ``k_R`` per token, shared by all heads.
+  small rotary key ``k_R`` per token, shared by all heads. Its two forms, naive and absorbed,
+  cache the same latent and differ only in arithmetic (see :class:`MultiHeadLatentAttention`).
 
 :func:`kv_cache_bytes_per_token` gives, from a configuration alone, the bytes one token adds to
 one layer's cache; it serves the labs' toy models and DeepSeek-V3's configuration alike.
@@ -47,7 +48,10 @@ class AttentionConfig:
         qk_rope_head_dim: MLA's decoupled rotary width d_h^R (default d_h // 2, as in V2).
         v_head_dim: MLA's per-head value width (default d_h).
         mla_absorb: attend in latent space with W_UK and W_UV folded into the query and output
-            (the inference form) instead of decompressing keys and values (the naive form).
+            (the absorbed form) instead of decompressing keys and values from the cached
+            latents at every step (the naive form). Both forms cache only ``c_KV`` and ``k_R``;
+            this is not the switch ``attn_impl`` of DeepSeek-V3's reference code, whose
+            "naive" mode caches full per-head keys and values instead.
     """
 
     kind: str = "mha"
@@ -214,6 +218,15 @@ class MultiHeadLatentAttention(nn.Module):
 
     Only c_KV and k_R are cached: (batch, seq, d_c) and (batch, seq, d_h^R). As in the reference
     implementation, the latents c_KV and c_Q are RMS-normalised, and c_KV is cached normalised.
+
+    Two forms compute the same output from that same cache (``cfg.mla_absorb`` picks one):
+    :meth:`attend_naive` rebuilds k_C and v_C for every cached position at every step, and
+    :meth:`attend_absorbed` folds W_UK and W_UV into the query and output. Comparing them times
+    recomputation against absorption at equal memory. DeepSeek-V3's reference inference code
+    (``inference/model.py``) also has a naive mode, ``attn_impl = "naive"``, but a different
+    one: it decompresses each token once, on arrival, and caches full per-head keys and values,
+    n_h (d_h + d_h^R + d_v) numbers per token and layer, so its naive and absorbed modes trade
+    memory against arithmetic. This class has no such mode.
     """
 
     def __init__(self, d_model: int, max_len: int, cfg: AttentionConfig) -> None:
@@ -265,6 +278,8 @@ class MultiHeadLatentAttention(nn.Module):
     ) -> torch.Tensor:
         """Decompress every cached position's keys and values, then attend head by head.
 
+        The keys and values are rebuilt from the latent cache at every call and never kept, so
+        each decoding step costs about S d_c n_h (d_h + d_v) multiply-adds for S cached tokens.
         q_C: (B, T, H, d_nope); q_R: (B, T, H, d_R); c_KV: (B, S, d_c); k_R: (B, S, d_R).
         Returns o: (B, T, H, d_v).
         """

@@ -3,7 +3,10 @@
 Each attention layer decides *what* it caches (full keys and values for multi-head attention,
 one latent vector for multi-head latent attention); the cache only stores and counts it. Buffers
 are preallocated for the model's context length, so appending a token is a copy, not a
-reallocation of everything cached so far.
+reallocation of everything cached so far. That makes two byte counts: the bytes *filled* (what
+the tokens so far occupy, what a per-token formula predicts) and the bytes *allocated* (the
+whole buffers, ``max_len`` positions, held from the first token on). Positions not yet written
+hold NaN, so reading past the filled part cannot go unnoticed.
 """
 
 from __future__ import annotations
@@ -35,7 +38,7 @@ class LayerCache:
                 raise ValueError(f"{name} has {x.shape[1]} new positions, expected {t}")
             buf = self.buffers.get(name)
             if buf is None:
-                buf = x.new_empty((x.shape[0], self.max_len, *x.shape[2:]))
+                buf = x.new_full((x.shape[0], self.max_len, *x.shape[2:]), float("nan"))
                 self.buffers[name] = buf
             buf[:, self.length : end] = x
             out.append(buf[:, :end])
@@ -52,9 +55,13 @@ class LayerCache:
         """The filled part of each buffer."""
         return {name: buf[:, : self.length] for name, buf in self.buffers.items()}
 
-    def nbytes(self) -> int:
-        """Bytes of the filled part of every cached tensor."""
+    def nbytes_filled(self) -> int:
+        """Bytes of the filled part of every cached tensor: ``length`` positions."""
         return sum(t.numel() * t.element_size() for t in self.tensors().values())
+
+    def nbytes_allocated(self) -> int:
+        """Bytes of every buffer as allocated: ``max_len`` positions, filled or not."""
+        return sum(buf.numel() * buf.element_size() for buf in self.buffers.values())
 
 
 class KVCache:
@@ -68,6 +75,10 @@ class KVCache:
         """Positions cached so far (the position of the next token)."""
         return self.layers[0].length
 
-    def nbytes(self) -> int:
-        """Bytes held by all layers' cached tensors."""
-        return sum(layer.nbytes() for layer in self.layers)
+    def nbytes_filled(self) -> int:
+        """Bytes of all layers' cached tensors, filled part only (``seq_len`` positions)."""
+        return sum(layer.nbytes_filled() for layer in self.layers)
+
+    def nbytes_allocated(self) -> int:
+        """Bytes of all layers' buffers as allocated (``max_len`` positions each)."""
+        return sum(layer.nbytes_allocated() for layer in self.layers)

@@ -92,6 +92,12 @@ class Gate(nn.Module):
 
     ``weight`` holds the expert centroids e_i, ``bias`` the selection bias b_i (a buffer: it is
     set by the balancing rule, never by gradients).
+
+    Not implemented: V3's group-limited (node-limited) routing. V3 splits its 256 routed
+    experts into 8 groups, first keeps the 4 groups whose best experts score highest and then
+    takes the top 8 experts inside those 4 groups only, so that a token's experts sit on at most
+    4 nodes and its traffic between nodes stays bounded. Here every token takes its top ``K_r``
+    among all ``N_r`` experts: the choice V3 restricts, with nothing to save on one device.
     """
 
     def __init__(self, d_model: int, cfg: MoEConfig) -> None:
