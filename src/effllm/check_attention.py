@@ -284,7 +284,7 @@ def mla_keys_values(
                 "d_h, one head after the other, so view them as (..., n_h, d_h)",
             ),
         ],
-        stand_in="MultiHeadLatentAttention's W_DKV, kv_norm, W_UK and W_UV",
+        stand_in="MultiHeadLatentAttention layers (W_DKV, kv_norm, W_UK, W_UV)",
     )
 
 
@@ -393,7 +393,7 @@ def absorbed_scores(
                 "latent query is W^UK_i^T q^C_{t,i}",
             ),
         ],
-        stand_in="the naive score of MultiHeadLatentAttention (up-projected keys, then dot)",
+        stand_in="naive MLA score (keys up-projected by W_UK, then dotted)",
     )
 
 
@@ -498,5 +498,5 @@ def naive_mode_values_per_token(
                 "the values are d_v wide, not d_h + d_h^R: only keys carry the rotary part",
             ),
         ],
-        stand_in="n_h (d_h + d_h^R + d_v)",
+        stand_in="count of V3's naive mode, n_h (d_h + d_h^R + d_v)",
     )
