@@ -79,7 +79,12 @@ def reinforce_advantages(rewards: torch.Tensor) -> torch.Tensor:
 
 
 def advantages(rewards: torch.Tensor, kind: str) -> torch.Tensor:
-    """Advantages of ``kind`` (one of ``ADVANTAGES``) for rewards: (B, G) -> (B, G)."""
+    """Advantages of ``kind`` (one of ``ADVANTAGES``) for rewards: (B, G) -> (B, G).
+
+    ``"grpo"``: group mean subtracted, divided by the group std (DeepSeekMath).
+    ``"grpo_no_std"``: group mean subtracted only, the advantage half of Dr. GRPO.
+    ``"reinforce"``: the reward itself, no baseline.
+    """
     if kind == "grpo":
         return group_advantages(rewards)
     if kind == "grpo_no_std":
