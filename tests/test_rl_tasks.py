@@ -9,6 +9,7 @@ from effllm.rl_tasks import (
     Problem,
     demonstrations,
     is_correct,
+    is_well_formed,
     parse_answer,
     reward,
     split_of,
@@ -23,6 +24,21 @@ def test_malformed_output_is_none_and_earns_zero(text):
     assert parse_answer(text) is None
     assert reward(text, 495) == 0.0
     assert not is_correct(text, 495)
+
+
+@pytest.mark.parametrize("text", ["<\u0664\u0669\u0665>", "<\uff14\uff19\uff15>", "<4\u096f5>"])
+def test_only_ascii_digits_are_an_answer(text):
+    # Arabic-Indic, full-width and Devanagari digits: int() would read them as 495.
+    assert parse_answer(text) is None
+    assert reward(text, 495) == 0.0
+    assert not is_correct(text, 495) and not is_well_formed(text)
+
+
+def test_reward_weights_are_arguments():
+    assert reward("<495>", 495, format_reward=1.0, accuracy_reward=2.0) == 3.0
+    assert reward("<496>", 495, format_reward=1.0, accuracy_reward=2.0) == 1.0
+    assert reward("495", 495, format_reward=1.0, accuracy_reward=2.0) == 0.0
+    assert is_well_formed("<496>") and not is_well_formed("<496>", finished=False)
 
 
 def test_parser_never_raises_on_non_strings():
@@ -57,6 +73,14 @@ def test_problems_are_deterministic_and_splits_do_not_overlap():
     assert all(split_of(p.a, p.b) == "heldout" for p in held)
     share = sum(split_of(x, y) == "heldout" for x in range(100) for y in range(100)) / 10_000
     assert 0.07 < share < 0.13
+
+
+def test_swapped_operands_fall_on_the_same_side():
+    # The split is by the unordered pair: a held-out a+b never has b+a in training.
+    assert all(split_of(x, y) == split_of(y, x) for x in range(100) for y in range(100))
+    held = AdditionTask(2).problems(400, "heldout", seed=1)
+    train = {(p.a, p.b) for p in AdditionTask(2).problems(3000, "train", seed=1)}
+    assert not {(p.b, p.a) for p in held} & train
 
 
 def test_bad_task_arguments():

@@ -10,8 +10,12 @@ them with a reward r_i, and maximise
     Â_{i,t} = (r_i - mean(r)) / std(r)                  (outcome supervision: same for all t)
     D_KL    = π_ref/π_θ - log(π_ref/π_θ) - 1            (per token; unbiased, never negative)
 
-The group mean replaces PPO's learned value function as the baseline: an answer is pushed up
-if it beat its siblings, down if it did worse. Functions below map one-to-one onto those lines:
+The group mean replaces PPO's learned value function as the baseline: an answer is pushed
+up if it beat its siblings, down if it did worse. Two later papers change the loss: Dr. GRPO
+(Liu et al. 2025, arXiv 2503.20783) drops both the division by std(r) and the 1/|o_i|, and
+DAPO (Yu et al. 2025, arXiv 2503.14476) averages over all tokens of the batch instead of
+within each output; see :func:`grpo_loss`'s ``aggregation``. Functions below map one-to-one
+onto those lines:
 :func:`group_advantages`, :func:`kl_estimator`, :func:`grpo_loss`; :func:`train_grpo` is the
 outer loop (sample, score, μ gradient steps per batch of samples).
 """
@@ -27,34 +31,58 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from effllm.rl_tasks import AdditionTask, Problem, is_correct, reward
+from effllm.rl_tasks import (
+    ACCURACY_REWARD,
+    FORMAT_REWARD,
+    AdditionTask,
+    Problem,
+    is_correct,
+    is_well_formed,
+    reward,
+)
 from effllm.sampling import Rollout, sample_group
 
 ADVANTAGES = ("grpo", "grpo_no_std", "reinforce")
-LOSS_AGGREGATIONS = ("sequence", "token")
+LOSS_AGGREGATIONS = ("sequence", "token", "constant")
 
 
 def group_advantages(rewards: torch.Tensor, scale: bool = True, eps: float = 1e-4) -> torch.Tensor:
     """Â_i = (r_i - mean(r)) / (std(r) + eps) within each group; rewards: (B, G) -> (B, G).
 
-    A group whose rewards are all equal carries no signal and gets advantage 0 everywhere.
-    ``scale=False`` keeps only the mean subtraction (the Dr. GRPO variant).
+    A group whose rewards are all equal carries no signal and gets advantage exactly 0
+    everywhere (in floating point, r_i - mean(r) can otherwise be a rounding error, which the
+    division by a near-zero std would blow up). ``scale=False`` keeps only the mean
+    subtraction: that is the advantage half of Dr. GRPO, which also drops the 1/|o_i| of the
+    loss (``aggregation="constant"`` in :func:`grpo_loss`).
     """
     if rewards.dim() != 2 or rewards.shape[1] < 2:
         raise ValueError(f"rewards must be (batch, G) with G >= 2, got {tuple(rewards.shape)}")
-    centred = rewards - rewards.mean(dim=1, keepdim=True)
+    all_equal = (rewards == rewards[:, :1]).all(dim=1, keepdim=True)
+    centred = (rewards - rewards.mean(dim=1, keepdim=True)).masked_fill(all_equal, 0.0)
     if not scale:
         return centred
     return centred / (rewards.std(dim=1, keepdim=True) + eps)
 
 
 def reinforce_advantages(rewards: torch.Tensor) -> torch.Tensor:
-    """Plain REINFORCE: Â_i = r_i, no baseline at all; rewards: (B, G) -> (B, G)."""
+    """Plain REINFORCE: Â_i = r_i, no baseline at all; rewards: (B, G) -> (B, G).
+
+    A constant c added to every reward then adds c Σ_t ∇log π(o_{i,t}) to each output's
+    term. With a per-output sum of token terms (``aggregation="constant"``) that has expected
+    value 0, since E[∇log π(o)] = 0: the offset costs only variance. With the paper's 1/|o_i|
+    (``aggregation="sequence"``) it adds c ∇E[1/|o|], a push towards short outputs; with
+    DAPO's token average a similar, batch-dependent one. A baseline removes both.
+    """
     return rewards.clone()
 
 
 def advantages(rewards: torch.Tensor, kind: str) -> torch.Tensor:
-    """Advantages of ``kind`` (one of ``ADVANTAGES``) for rewards: (B, G) -> (B, G)."""
+    """Advantages of ``kind`` (one of ``ADVANTAGES``) for rewards: (B, G) -> (B, G).
+
+    ``"grpo"``: group mean subtracted, divided by the group std (DeepSeekMath).
+    ``"grpo_no_std"``: group mean subtracted only, the advantage half of Dr. GRPO.
+    ``"reinforce"``: the reward itself, no baseline.
+    """
     if kind == "grpo":
         return group_advantages(rewards)
     if kind == "grpo_no_std":
@@ -84,18 +112,35 @@ def grpo_loss(
     epsilon: float = 0.2,
     beta: float = 0.04,
     aggregation: str = "sequence",
+    max_tokens: int | None = None,
 ) -> tuple[torch.Tensor, dict[str, float]]:
     """Negative GRPO objective (to minimise) and diagnostics.
 
     logp, logp_old, logp_ref: (N, T) log π(o_{i,t} | q, o_{i,<t}) under π_θ, π_θold and π_ref
         for the N = B x G sampled outputs; only logp carries gradients.
     adv: (N,) Â_i, one number per output. mask: (N, T), 1 on the tokens of o_i.
-    aggregation: ``"sequence"`` averages over each output's tokens, then over outputs, as the
-        paper does (1/G Σ_i 1/|o_i| Σ_t); ``"token"`` averages over all tokens of the batch at
-        once (DAPO's token-level loss), so long outputs weigh more.
+    aggregation: how the token terms are summed up, one of ``LOSS_AGGREGATIONS``:
+
+        - ``"sequence"``: 1/N Σ_i 1/|o_i| Σ_t, each output's tokens averaged, then the outputs
+          (GRPO as DeepSeekMath writes it, eq. 3). Every output counts equally however long
+          it is; the 1/|o_i| makes the gradient favour short outputs where Â > 0 and long ones
+          where Â < 0, which Dr. GRPO calls a length bias.
+        - ``"token"``: 1/Σ_i|o_i| Σ_i Σ_t, one average over all tokens of the batch (DAPO's
+          token-level loss, Yu et al. 2025): every token counts equally, so long outputs
+          weigh more. The normaliser still depends on the sampled lengths.
+        - ``"constant"``: 1/(N L) Σ_i Σ_t with L = ``max_tokens``, the generation budget: a
+          per-output sum of token terms, scaled by a constant that does not depend on what
+          was sampled (Dr. GRPO, Liu et al. 2025, which divides by the budget in place of
+          |o_i|). The only aggregation without a length bias.
+    max_tokens: L for ``"constant"`` (required there, unused otherwise).
     """
     if aggregation not in LOSS_AGGREGATIONS:
         raise ValueError(f"unknown aggregation {aggregation!r}; choose one of {LOSS_AGGREGATIONS}")
+    if aggregation == "constant" and (max_tokens is None or max_tokens < mask.shape[1]):
+        raise ValueError(
+            f"aggregation 'constant' needs max_tokens >= {mask.shape[1]} (the generation "
+            f"budget), got {max_tokens}"
+        )
     mask = mask.to(logp.dtype)
     A = adv[:, None]  # Â_{i,t} = Â_i for every token t of output i
     ratio = torch.exp(logp - logp_old)  # π_θ / π_θold
@@ -106,8 +151,10 @@ def grpo_loss(
     if aggregation == "sequence":
         lengths = mask.sum(dim=1).clamp(min=1)
         objective = ((per_token * mask).sum(dim=1) / lengths).mean()  # 1/G Σ_i 1/|o_i| Σ_t
-    else:
+    elif aggregation == "token":
         objective = (per_token * mask).sum() / mask.sum().clamp(min=1)  # 1/Σ|o_i| Σ_i Σ_t
+    else:
+        objective = (per_token * mask).sum(dim=1).mean() / max_tokens  # 1/(G L) Σ_i Σ_t
     n_tokens = mask.sum().clamp(min=1)
     stats = {
         "kl": ((kl * mask).sum() / n_tokens).item(),
@@ -117,18 +164,23 @@ def grpo_loss(
 
 
 def completion_logprobs(
-    model: nn.Module, rollout: Rollout, temperature: float = 1.0
+    model: nn.Module, rollout: Rollout, temperature: float = 1.0, top_k: int | None = None
 ) -> torch.Tensor:
     """log π(o_{i,t} | q, o_{i,<t}) of every sampled token: (N, T); 0 where mask is 0.
 
     One forward pass over prompt + completion. Logits are divided by the sampling temperature
-    so that the probabilities are those of the distribution the tokens were drawn from.
+    and, with ``top_k``, all but the k largest are masked out, exactly as
+    :func:`effllm.model.sample_next` does, so that the probabilities are those of the
+    distribution the tokens were drawn from. A token outside the top k gets log π = -inf.
     """
     logits, _ = model(rollout.tokens[:, :-1])
     logits = logits[:, rollout.prompt_len - 1 :].float() / temperature  # predicts completions
+    if top_k is not None:
+        kth = torch.topk(logits, min(top_k, logits.shape[-1]), dim=-1).values[..., -1:]
+        logits = logits.masked_fill(logits < kth, float("-inf"))
     logp = torch.log_softmax(logits, dim=-1)
     logp = logp.gather(-1, rollout.completions.unsqueeze(-1)).squeeze(-1)
-    return logp * rollout.mask
+    return torch.where(rollout.mask, logp, torch.zeros_like(logp))
 
 
 @dataclass
@@ -143,10 +195,17 @@ class GRPOConfig:
     beta: float = 0.04
     mu: int = 1  # gradient steps on each batch of samples (π_θold is refreshed after them)
     temperature: float = 1.0
+    # Sample from the k most likely tokens only; π_θ and π_θold are then scored with the same
+    # truncation, π_ref without it (so the KL stays finite). Needs mu = 1: after a first update
+    # a sampled token can leave π_θ's top k, where the truncated policy gives it probability 0.
     top_k: int | None = None
     advantage: str = "grpo"
+    # The grader's weights (R1-Zero's two rule-based rewards; see effllm.rl_tasks.reward).
+    format_reward: float = FORMAT_REWARD
+    accuracy_reward: float = ACCURACY_REWARD
     # Added to every reward before the advantages: it moves the reward's zero point, which a
-    # group baseline cancels exactly and plain REINFORCE does not.
+    # group baseline cancels exactly. Plain REINFORCE keeps it, at the price of variance with
+    # aggregation="constant" and of a push towards short outputs with "sequence" or "token".
     reward_offset: float = 0.0
     aggregation: str = "sequence"
     grad_clip: float = 1.0
@@ -171,6 +230,8 @@ class GRPOConfig:
             raise ValueError(
                 f"unknown aggregation {self.aggregation!r}; choose one of {LOSS_AGGREGATIONS}"
             )
+        if self.top_k is not None and (self.top_k < 1 or self.mu != 1):
+            raise ValueError(f"top_k={self.top_k} needs top_k >= 1 and mu = 1, got mu={self.mu}")
 
 
 @torch.no_grad()
@@ -199,18 +260,30 @@ def heldout_accuracy(
         temperature,
         generator=generator,
     )
-    _, correct = score(roll, problems, samples)
+    _, correct, _ = score(roll, problems, samples)
     return correct.mean().item()
 
 
-def score(rollout: Rollout, problems: list[Problem], G: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Rewards and correctness of a rollout, both (B, G), from the grader in rl_tasks."""
+def score(
+    rollout: Rollout,
+    problems: list[Problem],
+    G: int,
+    format_reward: float = FORMAT_REWARD,
+    accuracy_reward: float = ACCURACY_REWARD,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Rewards, correctness and well-formedness of a rollout, each (B, G), from rl_tasks."""
     texts, finished = rollout.texts(), rollout.finished.tolist()
     answers = [p.answer for p in problems for _ in range(G)]
-    r = [reward(t, a, f) for t, a, f in zip(texts, answers, finished, strict=True)]
-    ok = [is_correct(t, a, f) for t, a, f in zip(texts, answers, finished, strict=True)]
+    graded = list(zip(texts, answers, finished, strict=True))
+    r = [reward(t, a, f, format_reward, accuracy_reward) for t, a, f in graded]
+    ok = [is_correct(t, a, f) for t, a, f in graded]
+    formed = [is_well_formed(t, f) for t, _, f in graded]
     shape = (len(problems), G)
-    return torch.tensor(r).view(shape), torch.tensor(ok, dtype=torch.float32).view(shape)
+    return (
+        torch.tensor(r).view(shape),
+        torch.tensor(ok, dtype=torch.float32).view(shape),
+        torch.tensor(formed, dtype=torch.float32).view(shape),
+    )
 
 
 def train_grpo(
@@ -257,13 +330,15 @@ def train_grpo(
         rollout = sample_group(  # π_θold = the policy as it is now, before this step's updates
             policy, prompts, cfg.G, task.max_completion_len, cfg.temperature, cfg.top_k, generator
         )
-        rewards, correct = score(rollout, problems, cfg.G)
+        rewards, correct, formed = score(
+            rollout, problems, cfg.G, cfg.format_reward, cfg.accuracy_reward
+        )
         adv = advantages(rewards + cfg.reward_offset, cfg.advantage).flatten().to(device)
         with torch.no_grad():
             logp_ref = completion_logprobs(reference, rollout, cfg.temperature)
         logp_old = None
         for _ in range(cfg.mu):
-            logp = completion_logprobs(policy, rollout, cfg.temperature)
+            logp = completion_logprobs(policy, rollout, cfg.temperature, cfg.top_k)
             if logp_old is None:  # first inner step: θ is still θold
                 logp_old = logp.detach()
             loss, stats = grpo_loss(
@@ -275,6 +350,7 @@ def train_grpo(
                 cfg.epsilon,
                 cfg.beta,
                 cfg.aggregation,
+                task.max_completion_len,
             )
             opt.zero_grad(set_to_none=True)
             loss.backward()
@@ -286,7 +362,7 @@ def train_grpo(
             "step": step,
             "reward": rewards.mean().item(),
             "accuracy": correct.mean().item(),
-            "format_rate": (rewards > 0).float().mean().item(),
+            "format_rate": formed.mean().item(),
             "length": rollout.lengths.float().mean().item(),
             "loss": loss.item(),
             **stats,

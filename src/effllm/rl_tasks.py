@@ -28,11 +28,13 @@ import torch
 
 from effllm.tokenizer import PAD, encode
 
+# Default reward weights; a run sets its own in GRPOConfig (format_reward, accuracy_reward).
 FORMAT_REWARD = 0.1
 ACCURACY_REWARD = 1.0
 SPLITS = ("train", "heldout")
-# The answer "<digits>", and nothing else.
-_COMPLETION = re.compile(r"<(\d{1,12})>")
+# The answer "<digits>", and nothing else. ASCII digits only: ``\d`` would also accept
+# Arabic-Indic or full-width digits, which int() reads but the task never asks for.
+_COMPLETION = re.compile(r"<([0-9]{1,12})>")
 
 
 @dataclass(frozen=True)
@@ -63,12 +65,14 @@ class Problem:
 
 
 def split_of(a: int, b: int) -> str:
-    """``"heldout"`` for about one problem in ten, chosen by a hash, else ``"train"``.
+    """``"heldout"`` for about one pair of operands in ten, chosen by a hash, else ``"train"``.
 
-    A fixed hash (CRC-32) rather than Python's salted ``hash`` keeps the split the same on
-    every machine and run, so held-out problems are never trained on.
+    The hash is of the unordered pair {a, b}, so ``a+b`` and ``b+a`` always fall on the same
+    side: a held-out problem's swapped twin is never trained on either. A fixed hash (CRC-32)
+    rather than Python's salted ``hash`` keeps the split the same on every machine and run.
     """
-    return "heldout" if zlib.crc32(f"{a}+{b}".encode()) % 10 == 0 else "train"
+    low, high = min(a, b), max(a, b)
+    return "heldout" if zlib.crc32(f"{low}+{high}".encode()) % 10 == 0 else "train"
 
 
 @dataclass(frozen=True)
@@ -160,17 +164,29 @@ def parse_answer(completion: str) -> int | None:
     return int(match.group(1)) if match else None
 
 
-def reward(completion: str, answer: int, finished: bool = True) -> float:
-    """R1-Zero-style rule-based reward: format reward + accuracy reward.
+def reward(
+    completion: str,
+    answer: int,
+    finished: bool = True,
+    format_reward: float = FORMAT_REWARD,
+    accuracy_reward: float = ACCURACY_REWARD,
+) -> float:
+    """R1-Zero-style rule-based reward: ``format_reward`` + ``accuracy_reward``.
 
     ``completion`` is the decoded text up to (not including) the end-of-sequence token;
     ``finished`` says whether that token was produced. A completion that was cut off at the
-    length limit is not well-formed and earns 0, whatever it contains.
+    length limit is not well-formed and earns 0, whatever it contains. A well-formed answer
+    earns ``format_reward``, and ``accuracy_reward`` more if its number is right.
     """
     value = parse_answer(completion) if finished else None
     if value is None:
         return 0.0
-    return FORMAT_REWARD + (ACCURACY_REWARD if value == answer else 0.0)
+    return format_reward + (accuracy_reward if value == answer else 0.0)
+
+
+def is_well_formed(completion: str, finished: bool = True) -> bool:
+    """Whether the completion earns the format reward: one tagged number, then EOS."""
+    return finished and parse_answer(completion) is not None
 
 
 def is_correct(completion: str, answer: int, finished: bool = True) -> bool:
