@@ -4,10 +4,13 @@ import json
 import re
 import subprocess
 import sys
+import tomllib
 import types
 from pathlib import Path
 
 import pytest
+from packaging.requirements import Requirement
+from packaging.utils import canonicalize_name
 
 from effllm import fork
 
@@ -227,3 +230,22 @@ def test_no_january_2025_event_is_dated_2026():
         for line in page.read_text().splitlines():
             if MISDATED.search(line) and not re.search(r"wrong|misdat", line, re.I):
                 pytest.fail(f"{page.name}: a January/February 2026 date: {line.strip()[:120]}")
+
+
+def _colab_pins() -> dict[str, str]:
+    lines = (ROOT / "tools/colab/constraints.txt").read_text().splitlines()
+    pins = [line.split("==") for line in lines if "==" in line and not line.startswith("#")]
+    return {canonicalize_name(name): version for name, version in pins}
+
+
+def test_the_package_requires_nothing_that_colab_would_have_to_change():
+    """Every dependency is pinned in Colab's list (tools/colab/) at a version that satisfies it."""
+    with open(ROOT / "pyproject.toml", "rb") as f:
+        dependencies = [Requirement(d) for d in tomllib.load(f)["project"]["dependencies"]]
+    pins = _colab_pins()
+    for key in ("ipython", "ipykernel", "traitlets", "numpy", "pandas", "matplotlib", "torch"):
+        assert key in pins, f"tools/colab/constraints.txt does not pin {key}"
+    for dep in dependencies:
+        name = canonicalize_name(dep.name)
+        assert name in pins, f"{dep.name} is not in Colab's list: the check cannot hold it fixed"
+        assert dep.specifier.contains(pins[name]), f"Colab's {name}=={pins[name]} fails {dep}"

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The labs in an environment made like Google Colab's runtime (see constraints.txt for its source):
-#  1. a fresh virtual environment on Python 3.13 holding Colab's versions of every package that
+#  1. a virtual environment on Python 3.13 holding Colab's versions of every package that
 #     the course touches (IPython 7.34, ipykernel 6.17.1, numpy, pandas, matplotlib, torch, ...);
 #  2. the course package installed non-editable from a copy of the working tree, with those
 #     versions held fixed: pip fails if it would change one, and so does this script if
@@ -12,12 +12,12 @@
 #   tools/colab/check.sh labs/01_*.ipynb only these
 #   COLAB_CHECK_NO_LABS=1 tools/colab/check.sh   steps 1-2 only
 #   COLAB_PYTHON=/path/to/python3.13 tools/colab/check.sh
-#   COLAB_CHECK_KEEP=1 tools/colab/check.sh      keep the environment (5 GB) in /tmp/colab-check.*
+#   COLAB_CHECK_FRESH=1 tools/colab/check.sh     rebuild the environment (kept in ~/.cache)
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 repo="$(cd "$here/../.." && pwd)"
 constraints="$here/constraints.txt"
-if [ $# -gt 0 ]; then labs=("$@"); else labs=("$repo"/labs/[0-9]*.ipynb); fi
+if [ $# -gt 0 ]; then mapfile -t labs < <(realpath "$@"); else labs=("$repo"/labs/[0-9]*.ipynb); fi
 
 step_name=""
 step() {  # end the step under way (print its time) and start the next one
@@ -55,18 +55,31 @@ if ! python=$(find_python); then
 fi
 echo "   $python: $("$python" --version)"
 
-work=$(mktemp -d /tmp/colab-check.XXXXXX)
-if [ -z "${COLAB_CHECK_KEEP:-}" ]; then trap 'rm -rf "$work"' EXIT; else echo "   keeping $work"; fi
-venv="$work/venv"
+# The environment is 5 GB and slow to build and to delete, so it is kept between runs, named
+# after constraints.txt and the Python, and reused only if `pip freeze` shows it exactly as built.
+cache="${COLAB_CHECK_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/effllm-colab-check}"
+venv="$cache/$(sha256sum "$constraints" | cut -c1-12)-py$("$python" -c 'import platform
+print(platform.python_version())')"
 pip=("$venv/bin/python" -m pip --disable-pip-version-check)
 quiet_pip() {  # pip, without the warnings this machine's extra local indexes cause
     "${pip[@]}" "$@" 2> >(grep -v "is ignored: it is neither a file nor a directory" >&2)
 }
+work=$(mktemp -d /tmp/colab-check.XXXXXX)
+trap '"${pip[@]}" uninstall -y -q effllm >/dev/null 2>&1 || true; rm -rf "$work"' EXIT
 
-step "Colab's packages into a fresh environment (torch 2.11.0 from PyPI: 2.7 GB with CUDA libraries)"
-"$python" -m venv "$venv"
-quiet_pip install -q -r "$constraints"
-"${pip[@]}" freeze --all | sort >"$work/before.txt"
+step "an environment with Colab's packages (torch 2.11.0 from PyPI: 2.7 GB with CUDA libraries)"
+if [ -z "${COLAB_CHECK_FRESH:-}" ] && [ -f "$venv/built-with.txt" ] &&
+    "${pip[@]}" freeze --all 2>/dev/null | sort | cmp -s - "$venv/built-with.txt"; then
+    echo "   reusing $venv: its packages are exactly as built (COLAB_CHECK_FRESH=1 rebuilds it)"
+else
+    rm -rf "$cache"/*-py3.*  # this environment, and those of older constraints or Pythons
+    mkdir -p "$cache"
+    echo "   building $venv"
+    "$python" -m venv "$venv"
+    quiet_pip install -q --no-compile -r "$constraints"  # byte-compiled on import instead
+    "${pip[@]}" freeze --all | sort >"$venv/built-with.txt"
+fi
+cp "$venv/built-with.txt" "$work/before.txt"
 
 step "the course package, non-editable, Colab's versions held fixed"
 # A copy of the working tree (tracked and new files, not ignored ones), as a git checkout has.
@@ -88,8 +101,8 @@ step "how this environment differs from Colab's"
 
 if [ -z "${COLAB_CHECK_NO_LABS:-}" ]; then
     step "every lab alone in an empty folder, in a kernel of this environment"
-    (cd "$work" && env -u PYTHONPATH -u EFFLLM_PRESET "$venv/bin/python" "$here/run_labs.py" \
-        "${labs[@]}")
+    (cd "$work" && env -u PYTHONPATH -u EFFLLM_PRESET PYDEVD_DISABLE_FILE_VALIDATION=1 \
+        "$venv/bin/python" "$here/run_labs.py" "${labs[@]}")
 fi
 step ""
 echo "== colab check: passed ($SECONDS s in all)"

@@ -71,11 +71,12 @@ def _use_this_python_as_kernel(jupyter_dir: Path) -> None:
     """Make the kernel named python3 this interpreter, whatever kernels the machine has."""
     spec = jupyter_dir / "kernels" / "python3"
     spec.mkdir(parents=True)
-    # -Xfrozen_modules=off: quiets the debugger's warning about Python 3.11+'s frozen modules.
-    argv = [sys.executable, "-Xfrozen_modules=off", "-m", "ipykernel_launcher"]
-    spec_json = {"argv": [*argv, "-f", "{connection_file}"], "display_name": "Python 3"}
-    (spec / "kernel.json").write_text(json.dumps({**spec_json, "language": "python"}))
-    os.environ["JUPYTER_DATA_DIR"] = str(jupyter_dir)  # searched before every other kernel dir
+    argv = [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"]
+    quiet = {"PYDEVD_DISABLE_FILE_VALIDATION": "1"}  # the debugger's warning on Python 3.11+
+    spec_json = {"argv": argv, "env": quiet, "display_name": "Python 3", "language": "python"}
+    (spec / "kernel.json").write_text(json.dumps(spec_json))
+    os.environ["JUPYTER_DATA_DIR"] = str(jupyter_dir)
+    os.environ["JUPYTER_PREFER_ENV_PATH"] = "0"  # search that folder before the environment's
     os.environ.pop("PYTHONPATH", None)  # the package must come from the environment, not a checkout
 
 
@@ -110,12 +111,20 @@ def check_setup_failure(lab: Path) -> bool:
     ]
     with tempfile.TemporaryDirectory(prefix="colab-setup-") as folder:
         _execute(probe, Path(folder), allow_errors=True)
-    print(f"  kernel: {probe.cells[0].outputs[0]['text'].strip()}")
+    kernel = probe.cells[0].outputs[0]["text"].strip()
+    print(f"  kernel: {kernel}")
+    if not kernel.startswith(sys.executable + " "):
+        print(f"  the kernel is not this environment's Python ({sys.executable})")
+        return False
     [shown] = probe.cells[1].outputs
     lines = shown.get("traceback", [])
     ok = shown["output_type"] == "error" and len(lines) == 1 and "internet" in lines[0]
     print(f"  setup cell offline: {'ok' if ok else 'FAILED'}: {lines}")
     return ok
+
+
+def _failed(cell) -> bool:
+    return any(o.get("output_type") == "error" for o in cell.get("outputs", []))
 
 
 def run_lab(lab: Path) -> tuple[bool, float, str]:
@@ -131,8 +140,10 @@ def run_lab(lab: Path) -> tuple[bool, float, str]:
         try:
             _execute(nb, Path(folder))
         except CellExecutionError as error:
-            last = [line for line in str(error).splitlines() if line.strip()][-1]
-            return False, time.perf_counter() - start, last[:300]
+            text = re.sub(r"\x1b\[[0-9;]*m", "", str(error))  # without the terminal's colours
+            last = [line for line in text.splitlines() if line.strip()][-1]
+            cell = next((i for i, c in enumerate(nb.cells) if _failed(c)), "?")
+            return False, time.perf_counter() - start, f"cell {cell}: {last[:300]}"
         return True, time.perf_counter() - start, ""
 
 
