@@ -45,6 +45,7 @@ step "find Python 3.13"
 if ! python=$(find_python); then
     if command -v apt-get >/dev/null && apt-cache show python3.13-venv >/dev/null 2>&1; then
         sudo=$([ "$(id -u)" -eq 0 ] || echo sudo)
+        $sudo apt-get update -q
         DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -q python3.13 python3.13-venv
     fi
     python=$(find_python) || {

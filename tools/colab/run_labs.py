@@ -37,7 +37,8 @@ def _norm(name: str) -> str:
 
 
 def report(constraints: Path) -> int:
-    """Print every difference between this environment and the pins; return 1 if a pin differs."""
+    """Print how this environment differs from the pins; 1 if a pin differs or a package is
+    unexplained, else 0."""
     pins, colab_python = {}, "?"
     for line in constraints.read_text().splitlines():
         if m := re.match(r"# Colab's Python: (\S+)", line):
