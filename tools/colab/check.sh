@@ -87,7 +87,12 @@ step "the course package, non-editable, Colab's versions held fixed"
 mkdir "$work/src"
 git -C "$repo" ls-files -z --cached --others --exclude-standard |
     tar -C "$repo" --null -T - --ignore-failed-read -cf - 2>/dev/null | tar -xf - -C "$work/src"
-quiet_pip install -q --constraint "$constraints" "$work/src"
+if ! "${pip[@]}" install --no-compile --constraint "$constraints" "$work/src" >"$work/pip.log" 2>&1; then
+    grep -v "is ignored: it is neither" "$work/pip.log" | grep -A20 -E "conflict is caused|^ERROR" >&2
+    echo "colab check: pip cannot install the course package without changing Colab's versions" \
+        "(above): lower the package's requirement in pyproject.toml" >&2
+    exit 1
+fi
 "${pip[@]}" freeze --all | sort >"$work/after.txt"
 changed=$(diff "$work/before.txt" "$work/after.txt" | grep '^[<>]' | grep -v '^> effllm[= ]' || true)
 if [ -n "$changed" ]; then
