@@ -3,9 +3,13 @@
 PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(abspath $(VENV))/bin
-# The CPU build of torch. Install it before the package, or pip pulls a multi-GB CUDA build.
-# With a GPU: make test TORCH=torch
-TORCH  ?= torch==2.13.0
+# torch is installed before the package, from PyTorch's CPU wheel index (TORCH_INDEX): on Linux
+# the default index (PyPI) has only the CUDA build, several GB. Where that index is unreachable
+# (10 s timeout, no retries), pip falls back to the default index. With an NVIDIA GPU:
+# make setup TORCH=torch TORCH_INDEX=   (the CUDA build from the default index).
+TORCH       ?= torch==2.13.0
+TORCH_INDEX ?= https://download.pytorch.org/whl/cpu
+PIP_INSTALL  = $(BIN)/python -m pip install --quiet --disable-pip-version-check
 export PATH := $(BIN):$(PATH)
 
 .PHONY: setup book test browser-test lint bench clean
@@ -14,8 +18,10 @@ setup: $(VENV)/.installed
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check "$(TORCH)"
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e ".[dev]"
+	$(if $(TORCH_INDEX),$(PIP_INSTALL) --index-url $(TORCH_INDEX) --timeout 10 --retries 0 "$(TORCH)" \
+	    || { echo "no $(TORCH) from $(TORCH_INDEX): trying the default index"; $(PIP_INSTALL) "$(TORCH)"; }, \
+	    $(PIP_INSTALL) "$(TORCH)")
+	$(PIP_INSTALL) -e ".[dev]"
 	touch $@
 
 ## book: build the HTML book into _build/html (executes every lab; warnings are errors)

@@ -2,10 +2,16 @@
 
 import json
 import re
+import subprocess
+import sys
+import tomllib
+import types
 from pathlib import Path
 
 import fork
 import pytest
+from packaging.requirements import Requirement
+from packaging.utils import canonicalize_name
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -38,14 +44,16 @@ def test_lab_opens_with_the_colab_setup_cell(nb):
     cells = json.loads(nb.read_text())["cells"]
     first = "".join(next(c for c in cells if c["cell_type"] == "code")["source"])
     assert '"google.colab" in sys.modules' in first, f"{nb.name}: first code cell is not the setup"
-    assert fork.setup_cell_urls(nb), f"{nb.name}: setup cell does not install effllm from git"
+    source = fork.setup_cell_source(nb)
+    assert 'f"effllm @ git+{REPOSITORY}@{REF}"' in source, f"{nb.name}: setup cell installs no ref"
     assert cells[0]["cell_type"] == "markdown" and "".join(cells[0]["source"]).startswith("# "), (
         f"{nb.name}: must open with a markdown title"
     )
 
 
-def test_repository_url_is_written_in_one_place():
+def test_repository_url_and_ref_are_written_in_one_place():
     assert fork.check(ROOT) == []
+    assert fork.course_ref(ROOT) not in ("main", "master", "HEAD"), "Colab must install a release"
 
 
 def test_fork_rewrites_every_place(tmp_path):
@@ -58,13 +66,122 @@ def test_fork_rewrites_every_place(tmp_path):
         (tmp_path / "_config.yml").read_text().replace("url: https://", "url: https://stale.")
     )
     assert fork.check(tmp_path), "a stale _config.yml URL must be reported"
-    fork.rewrite(tmp_path, "https://github.com/teacher/course-fork")
+    fork.rewrite(tmp_path, "https://github.com/teacher/course-fork", ref="spring-2027")
     assert fork.check(tmp_path) == []
     assert fork.repository_url(tmp_path) == "https://github.com/teacher/course-fork"
-    assert all(
-        fork.setup_cell_urls(nb) == ["https://github.com/teacher/course-fork"]
-        for nb in fork.lab_notebooks(tmp_path)
+    assert fork.course_ref(tmp_path) == "spring-2027"
+    for nb in fork.lab_notebooks(tmp_path):
+        pins = fork.setup_cell_pins(nb)
+        assert pins == {
+            "REPOSITORY": ["https://github.com/teacher/course-fork"],
+            "REF": ["spring-2027"],
+        }
+        original = json.loads((ROOT / "labs" / nb.name).read_text())
+        rewritten = json.loads(nb.read_text())
+        # Only the setup cell changes.
+        assert rewritten["cells"][:1] + rewritten["cells"][2:] == (
+            original["cells"][:1] + original["cells"][2:]
+        )
+    with pytest.raises(ValueError):
+        fork.rewrite(tmp_path, ref="v1; rm -rf /")
+
+
+def _run_setup_cell(nb, monkeypatch, pip_returncode=0, pip_output="", in_colab=True):
+    """Execute ``nb``'s setup cell as Colab would, with pip replaced by a stub; return its calls."""
+    calls = []
+
+    def fake_run(cmd, **kwargs):
+        calls.append(cmd)
+        return subprocess.CompletedProcess(cmd, pip_returncode, stdout="", stderr=pip_output)
+
+    monkeypatch.setattr(subprocess, "run", fake_run)
+    if in_colab:
+        monkeypatch.setitem(sys.modules, "google.colab", types.ModuleType("google.colab"))
+    else:
+        monkeypatch.delitem(sys.modules, "google.colab", raising=False)
+    exec(compile(fork.setup_cell_source(nb), nb.name, "exec"), {})
+    return calls
+
+
+# What pip and git print (pip 24, git 2.39) when the install cannot work.
+PIP_OFFLINE = (
+    "fatal: unable to access 'https://github.com/x/y/': Could not resolve host: github.com\n"
+    "error: subprocess-exited-with-error\n"
+)
+PIP_NO_REF = (
+    "WARNING: Did not find branch or tag 'v0.1.0', assuming revision or ref.\n"
+    "error: pathspec 'v0.1.0' did not match any file(s) known to git\n"
+)
+PIP_NO_REPO = (
+    "remote: Repository not found.\nfatal: repository 'https://github.com/x/y/' not found\n"
+)
+
+
+@pytest.mark.parametrize("nb", LABS, ids=lambda p: p.name)
+def test_setup_cell_installs_the_pinned_release_quietly(nb, monkeypatch, capsys):
+    assert _run_setup_cell(nb, monkeypatch, in_colab=False) == [], "outside Colab it must not pip"
+    [cmd] = _run_setup_cell(nb, monkeypatch)
+    url, ref = fork.repository_url(ROOT), fork.course_ref(ROOT)
+    assert cmd[1:] == ["-m", "pip", "install", "-q", f"effllm @ git+{url}@{ref}"]
+    assert capsys.readouterr() == ("", ""), "the setup cell must be quiet when it works"
+
+
+@pytest.mark.parametrize(
+    "pip_output, says",
+    [
+        (PIP_OFFLINE, "cannot reach the internet"),
+        (PIP_NO_REF, "has no release v0.1.0"),
+        (PIP_NO_REPO, "does not exist"),
+        ("ERROR: No space left on device\n", "pip failed: ERROR: No space left on device"),
+    ],
+    ids=["offline", "no-ref", "no-repository", "other"],
+)
+def test_failed_setup_says_what_went_wrong_in_one_sentence(pip_output, says, monkeypatch):
+    nb = LABS[0]
+    with pytest.raises(Exception) as failure:
+        _run_setup_cell(nb, monkeypatch, pip_returncode=1, pip_output=pip_output)
+    assert not isinstance(failure.value, subprocess.CalledProcessError)
+    shown = failure.value._render_traceback_()  # what IPython prints instead of a traceback
+    assert len(shown) == 1 and "\n" not in shown[0], shown
+    sentence = shown[0]
+    assert says in sentence and sentence.endswith(".") and ". " not in sentence, sentence
+
+
+def test_failed_setup_with_real_pip_names_the_problem(monkeypatch, tmp_path):
+    """Run the setup cell's pip for real against a host that does not resolve."""
+    source = fork.setup_cell_source(LABS[0]).replace(
+        fork.repository_url(ROOT), "https://course-repository.invalid/no/such"
     )
+    monkeypatch.setitem(sys.modules, "google.colab", types.ModuleType("google.colab"))
+    monkeypatch.setenv("PIP_TARGET", str(tmp_path))  # nothing is installed into this environment
+    with pytest.raises(Exception, match="cannot reach the internet") as failure:
+        exec(compile(source, "setup", "exec"), {})
+    assert failure.value._render_traceback_() == [str(failure.value)]
+
+
+# Labs that train a model ask Colab for a GPU (in the metadata Colab itself writes when a user picks
+# Runtime > Change runtime type > T4 GPU); the others do not, so Colab does not spend one on them.
+_TRAINS = re.compile(r"\beffllm\.(?:train|grpo)\b|from effllm import [^\n]*\b(?:train|grpo)\b")
+
+
+def _trains(nb: Path) -> bool:
+    cells = json.loads(nb.read_text())["cells"]
+    return bool(_TRAINS.search("\n".join("".join(c["source"]) for c in cells)))
+
+
+@pytest.mark.parametrize("nb", LABS, ids=lambda p: p.name)
+def test_labs_that_train_ask_colab_for_a_gpu(nb):
+    metadata = json.loads(nb.read_text())["metadata"]
+    if _trains(nb):
+        assert metadata.get("accelerator") == "GPU", f"{nb.name} trains: it should ask for a GPU"
+        assert metadata.get("colab", {}).get("gpuType") == "T4", nb.name
+    else:
+        assert "accelerator" not in metadata, f"{nb.name} does not train: no GPU needed"
+        assert "gpuType" not in metadata.get("colab", {}), nb.name
+
+
+def test_the_training_labs_are_recognised():
+    assert {nb.stem[:2] for nb in LABS if _trains(nb)} >= {"02", "03", "04"}
 
 
 def test_every_toc_file_exists_and_every_chapter_is_listed():
@@ -112,3 +229,22 @@ def test_no_january_2025_event_is_dated_2026():
         for line in page.read_text().splitlines():
             if MISDATED.search(line) and not re.search(r"wrong|misdat", line, re.I):
                 pytest.fail(f"{page.name}: a January/February 2026 date: {line.strip()[:120]}")
+
+
+def _colab_pins() -> dict[str, str]:
+    lines = (ROOT / "tools/colab/constraints.txt").read_text().splitlines()
+    pins = [line.split("==") for line in lines if "==" in line and not line.startswith("#")]
+    return {canonicalize_name(name): version for name, version in pins}
+
+
+def test_the_package_requires_nothing_that_colab_would_have_to_change():
+    """Every dependency is pinned in Colab's list (tools/colab/) at a version that satisfies it."""
+    with open(ROOT / "pyproject.toml", "rb") as f:
+        dependencies = [Requirement(d) for d in tomllib.load(f)["project"]["dependencies"]]
+    pins = _colab_pins()
+    for key in ("ipython", "ipykernel", "traitlets", "numpy", "pandas", "matplotlib", "torch"):
+        assert key in pins, f"tools/colab/constraints.txt does not pin {key}"
+    for dep in dependencies:
+        name = canonicalize_name(dep.name)
+        assert name in pins, f"{dep.name} is not in Colab's list: the check cannot hold it fixed"
+        assert dep.specifier.contains(pins[name]), f"Colab's {name}=={pins[name]} fails {dep}"
