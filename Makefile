@@ -28,9 +28,11 @@ $(VENV)/.installed: pyproject.toml
 book: setup
 	$(BIN)/jupyter-book build . -W -n --keep-going
 
-## test: unit tests and every lab notebook, executed start to finish (pytest --nbval)
+## test: unit tests and every lab notebook, full and exercise edition, executed start to finish
+## (pytest --nbval), on JOBS processes: each lab computes on one thread, so two cores run two labs
+JOBS ?= 2
 test: setup
-	$(BIN)/python -m pytest --nbval
+	$(BIN)/python -m pytest --nbval -n $(JOBS) --dist loadfile
 
 ## browser-test: open every page of the built book in headless Chromium (after `make book`):
 ## console errors, images, links and anchors, Colab links, search, next-page order, a phone's

@@ -76,12 +76,17 @@ def test_fork_rewrites_every_place(tmp_path):
             "REPOSITORY": ["https://github.com/teacher/course-fork"],
             "REF": ["spring-2027"],
         }
+        assert fork.title_cell_links(nb) == [
+            "https://colab.research.google.com/github/teacher/course-fork/blob/spring-2027/labs/"
+            f"exercises/{nb.name}"
+        ]
         original = json.loads((ROOT / "labs" / nb.name).read_text())
         rewritten = json.loads(nb.read_text())
-        # Only the setup cell changes.
-        assert rewritten["cells"][:1] + rewritten["cells"][2:] == (
-            original["cells"][:1] + original["cells"][2:]
-        )
+        # Only the title's link and the setup cell change.
+        assert rewritten["cells"][2:] == original["cells"][2:]
+        title = zip(original["cells"][0]["source"], rewritten["cells"][0]["source"], strict=True)
+        for before, after in title:
+            assert after == before or "colab.research.google.com" in after
     with pytest.raises(ValueError):
         fork.rewrite(tmp_path, ref="v1; rm -rf /")
 
@@ -248,3 +253,10 @@ def test_the_package_requires_nothing_that_colab_would_have_to_change():
         name = canonicalize_name(dep.name)
         assert name in pins, f"{dep.name} is not in Colab's list: the check cannot hold it fixed"
         assert dep.specifier.contains(pins[name]), f"Colab's {name}=={pins[name]} fails {dep}"
+
+
+def test_every_lab_links_to_its_exercise_edition_at_the_pinned_release(tmp_path):
+    for nb in fork.lab_notebooks(ROOT):
+        link = fork.exercise_link(fork.repository_url(ROOT), fork.course_ref(ROOT), nb)
+        assert fork.title_cell_links(nb) == [link], nb.name
+        assert (ROOT / "labs" / "exercises" / nb.name).exists(), nb.name

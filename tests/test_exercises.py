@@ -109,7 +109,7 @@ def test_blanking_keeps_comments_signature_and_docstring():
     code = '# the equation: y = 2x\ndef f(x):\n    """Twice x."""\n    y = 2 * x\n    return y\n'
     out = exercises.blank_functions(code)
     assert out.endswith('# the equation: y = 2x\ndef f(x):\n    """Twice x."""\n    todo("f")\n')
-    assert out.startswith(exercises.TODO_IMPORT)
+    assert out.startswith(exercises.WRITE_THIS + "\n" + exercises.TODO_IMPORT)
     with pytest.raises(ValueError, match="docstring"):
         exercises.blank_functions("def f(x):\n    return x\n")
     with pytest.raises(ValueError, match="at least one function"):

@@ -27,14 +27,17 @@ ROOT = Path(__file__).resolve().parents[1]
 LABS = ROOT / "labs"
 OUT = LABS / "exercises"
 TODO_IMPORT = "from effllm.checks import todo"
+WRITE_THIS = "# Write this: replace each todo(...) line with your code, then run the check below."
 BANNER = (
-    "> **Exercise edition.** The functions in the cells marked *write this* are yours to write:"
+    "> **Exercise edition.** The functions in the cells that begin with `# Write this` are yours to"
+    " write:"
     " each keeps its docstring and equation, and the check cell below it tells you whether your"
     " version is right. Until you write one, its check says so and the lab runs on the course's"
     " implementation, so you can work in any order. The full lab, with solutions, is"
     " `labs/{name}`."
 )
 ANSWERS = re.compile(r"\n*<details><summary>Answers</summary>.*?</details>\n*", re.S)
+SELF_LINK = re.compile(r"\n\n\*\*Exercise edition:\*\*.*?(?=\n\n|$)", re.S)  # the lab's link here
 
 
 def tags(cell: dict) -> list[str]:
@@ -74,7 +77,7 @@ def blank_functions(code: str) -> str:
         cursor = fn.end_lineno
     out += lines[cursor:]
     text = "\n".join(out)
-    return f"{TODO_IMPORT}\n\n\n{text}" if TODO_IMPORT not in text else text
+    return f"{WRITE_THIS}\n{TODO_IMPORT}\n\n\n{text}"
 
 
 def exercise_edition(notebook: dict, name: str) -> dict:
@@ -95,7 +98,8 @@ def exercise_edition(notebook: dict, name: str) -> dict:
             if stripped != text.rstrip("\n"):
                 set_source(cell, stripped)
     first = nb["cells"][0]
-    set_source(first, source(first).rstrip("\n") + "\n\n" + BANNER.format(name=name))
+    title = SELF_LINK.sub("", source(first)).rstrip("\n")
+    set_source(first, title + "\n\n" + BANNER.format(name=name))
     return nb
 
 

@@ -2,8 +2,8 @@
 
 ``[project.urls] Repository`` holds the URL and ``[tool.effllm] course_ref`` the release (a tag or
 commit) that Colab installs. Other places must agree with them: ``repository.url`` in
-``_config.yml`` (the book's launch and repository buttons) and the ``REPOSITORY`` and ``REF`` lines
-of every lab's Colab setup cell.
+``_config.yml`` (the book's launch and repository buttons), the ``REPOSITORY`` and ``REF`` lines
+of every lab's Colab setup cell, and the link to its exercise edition in its title cell.
 
     python tools/fork.py                       # rewrite all places from pyproject.toml
     python tools/fork.py https://github.com/me/my-fork    # point everything at a fork
@@ -70,6 +70,28 @@ def setup_cell_pins(notebook: Path) -> dict[str, list[str]]:
     return {name: [m.group(2) for m in rx.finditer(source)] for name, rx in _SETUP_LINE.items()}
 
 
+# The title cell of every lab links to its exercise edition in Colab, at the release Colab installs.
+_EXERCISE_LINK = re.compile(
+    r"https://colab\.research\.google\.com/github/[^)\s]+/labs/exercises/[\w.-]+\.ipynb"
+)
+
+
+def exercise_link(url: str, ref: str, notebook: Path) -> str:
+    """The Colab address of ``notebook``'s exercise edition in repository ``url`` at ``ref``."""
+    if not url.startswith("https://github.com/"):
+        raise ValueError(f"Colab opens notebooks from GitHub; {url} is not a GitHub repository")
+    path = url.removeprefix("https://github.com/")
+    return (
+        f"https://colab.research.google.com/github/{path}/blob/{ref}/labs/exercises/{notebook.name}"
+    )
+
+
+def title_cell_links(notebook: Path) -> list[str]:
+    """The exercise-edition links in the notebook's first (title) cell."""
+    cells = json.loads(notebook.read_text())["cells"]
+    return _EXERCISE_LINK.findall("".join(cells[0]["source"])) if cells else []
+
+
 def check(root: Path) -> list[str]:
     """Every place that disagrees with pyproject.toml's URL and ref, as readable messages."""
     want = {"REPOSITORY": repository_url(root), "REF": course_ref(root)}
@@ -91,6 +113,9 @@ def check(root: Path) -> list[str]:
                 for v in values
                 if v != want[name]
             ]
+        links, link = title_cell_links(nb), exercise_link(want["REPOSITORY"], want["REF"], nb)
+        if links != [link]:
+            problems.append(f"{nb.relative_to(root)}: title cell links to {links}, not to {link}")
     return problems
 
 
@@ -104,6 +129,11 @@ def _set_setup_cells(root: Path, values: dict[str, str]) -> None:
         for name, rx in _SETUP_LINE.items():
             source = rx.sub(lambda m, v=values[name]: m.group(1) + v + m.group(3), source)
         cell["source"] = source.splitlines(keepends=True)
+        link = exercise_link(values["REPOSITORY"], values["REF"], nb)
+        title = notebook["cells"][0]
+        title["source"] = _EXERCISE_LINK.sub(link, "".join(title["source"])).splitlines(
+            keepends=True
+        )
         nb.write_text(json.dumps(notebook, indent=1, ensure_ascii=False) + "\n")
 
 
