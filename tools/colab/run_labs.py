@@ -6,6 +6,7 @@ labs, one lab's setup cell runs with ``google.colab`` faked and an unreachable r
 check that its failure shows one sentence under this IPython.
 
     python run_labs.py LAB.ipynb [LAB.ipynb ...]      exit 1 if any lab fails
+    COLAB_CHECK_JOBS=1 python run_labs.py ...         one lab at a time (default: two)
 
 Also ``python run_labs.py --report CONSTRAINTS``: list how this environment differs from Colab's
 (the pins in CONSTRAINTS, and packages it does not pin).
@@ -20,6 +21,7 @@ import shutil
 import sys
 import tempfile
 import time
+from concurrent.futures import ThreadPoolExecutor
 from importlib import metadata
 from pathlib import Path
 
@@ -155,12 +157,15 @@ def main(argv: list[str]) -> int:
     with tempfile.TemporaryDirectory(prefix="colab-jupyter-") as jupyter_dir:
         _use_this_python_as_kernel(Path(jupyter_dir))
         failed = 0 if check_setup_failure(labs[0]) else 1
-        print(f"  {'lab':34} {'result':6} {'seconds':>7}")
-        for lab in labs:
-            passed, seconds, error = run_lab(lab)
-            failed += not passed
-            print(f"  {lab.name:34} {'pass' if passed else 'FAIL':6} {seconds:7.1f}  {error}")
-            sys.stdout.flush()
+        # Each lab computes on one thread (runtime.tiny_model_threads), so a 2-core machine runs
+        # two at once; COLAB_CHECK_JOBS=1 runs them one by one (and times them without company).
+        jobs = int(os.environ.get("COLAB_CHECK_JOBS", "2"))
+        print(f"  {'lab':34} {'result':6} {'seconds':>7}   ({jobs} at a time)")
+        with ThreadPoolExecutor(max_workers=jobs) as pool:
+            for lab, (passed, seconds, error) in zip(labs, pool.map(run_lab, labs), strict=True):
+                failed += not passed
+                print(f"  {lab.name:34} {'pass' if passed else 'FAIL':6} {seconds:7.1f}  {error}")
+                sys.stdout.flush()
     return 1 if failed else 0
 
 
