@@ -109,20 +109,26 @@ LAB4 = [
         advantages,
         [
             (
-                lambda r: (r - r.mean(1, keepdim=True)).masked_fill(
-                    (r == r[:, :1]).all(1, keepdim=True), 0
-                )
-                / (r.std(1, unbiased=False, keepdim=True) + 1e-4),
+                lambda r: (
+                    (r - r.mean(1, keepdim=True)).masked_fill(
+                        (r == r[:, :1]).all(1, keepdim=True), 0
+                    )
+                    / (r.std(1, unbiased=False, keepdim=True) + 1e-4)
+                ),
                 "population std",
             ),
             (
-                lambda r: (r - r.mean()).masked_fill((r == r[:, :1]).all(1, keepdim=True), 0)
-                / (r.std() + 1e-4),
+                lambda r: (
+                    (r - r.mean()).masked_fill((r == r[:, :1]).all(1, keepdim=True), 0)
+                    / (r.std() + 1e-4)
+                ),
                 "over the whole batch",
             ),
             (
-                lambda r: (r - r.mean()).masked_fill((r == r[:, :1]).all(1, keepdim=True), 0)
-                / (r.std(1, keepdim=True) + 1e-4),
+                lambda r: (
+                    (r - r.mean()).masked_fill((r == r[:, :1]).all(1, keepdim=True), 0)
+                    / (r.std(1, keepdim=True) + 1e-4)
+                ),
                 "mean of the whole batch",
             ),
             (lambda r: advantages(r, eps=1e-12), "forgets eps"),
@@ -131,19 +137,31 @@ LAB4 = [
                 "exactly 0",
             ),
             (
-                lambda r: advantages(r) * (r.std(1, keepdim=True) + 1e-4)
-                / ((advantages(r) * (r.std(1, keepdim=True) + 1e-4)).abs().amax(1, keepdim=True)
-                   + 1e-4),
+                lambda r: (
+                    advantages(r)
+                    * (r.std(1, keepdim=True) + 1e-4)
+                    / (
+                        (advantages(r) * (r.std(1, keepdim=True) + 1e-4))
+                        .abs()
+                        .amax(1, keepdim=True)
+                        + 1e-4
+                    )
+                ),
                 "largest",
             ),
             (
-                lambda r: r.masked_fill((r == r[:, :1]).all(1, keepdim=True), 0)
-                / (r.std(1, keepdim=True) + 1e-4),
+                lambda r: (
+                    r.masked_fill((r == r[:, :1]).all(1, keepdim=True), 0)
+                    / (r.std(1, keepdim=True) + 1e-4)
+                ),
                 "subtract the group mean",
             ),
             (
-                lambda r: advantages(r) * (r.std(1, keepdim=True) + 1e-4)
-                / (r.var(1, keepdim=True) + 1e-4),
+                lambda r: (
+                    advantages(r)
+                    * (r.std(1, keepdim=True) + 1e-4)
+                    / (r.var(1, keepdim=True) + 1e-4)
+                ),
                 "variance",
             ),
         ],
@@ -186,7 +204,9 @@ LAB4 = [
             (lambda *a: dr_grpo(*a, aggregation="sequence"), "length"),
             (lambda *a: dr_grpo(*a, aggregation="token"), "DAPO"),
             (
-                lambda lp, old, ref, r, mask, L, *a: dr_grpo(lp, old, ref, r, mask, mask.shape[1], *a),
+                lambda lp, old, ref, r, mask, L, *a: dr_grpo(
+                    lp, old, ref, r, mask, mask.shape[1], *a
+                ),
                 "padded width",
             ),
             (lambda *a: dr_grpo(*a, std=True, aggregation="sequence"), "GRPO's loss"),

@@ -73,8 +73,8 @@ def _reward_cases() -> list[Case]:
 def reward(student: Callable[..., float]) -> Callable[..., float]:
     """r = format_reward [well-formed] + accuracy_reward [well-formed and right]."""
 
-    def right(c, ans, fin, f, a):
-        return rl_tasks.reward(c, ans, fin, f, a)
+    def right(completion, answer, finished, format_reward, accuracy_reward):
+        return rl_tasks.reward(completion, answer, finished, format_reward, accuracy_reward)
 
     return verify(
         "reward",
@@ -123,8 +123,14 @@ def reward(student: Callable[..., float]) -> Callable[..., float]:
                 "accuracy_reward",
             ),
             Mistake(
-                lambda c, ans, fin, f, a: rl_tasks.reward(c, ans, fin, f, a)
-                + (f if fin and rl_tasks.parse_answer(c) is None and c.strip().isdigit() else 0.0),
+                lambda c, ans, fin, f, a: (
+                    rl_tasks.reward(c, ans, fin, f, a)
+                    + (
+                        f
+                        if fin and rl_tasks.parse_answer(c) is None and c.strip().isdigit()
+                        else 0.0
+                    )
+                ),
                 "it gives the format reward to an untagged number; only '<digits>' is well-formed",
             ),
         ],
@@ -177,10 +183,13 @@ def group_advantages(
     def std(r: torch.Tensor) -> torch.Tensor:
         return r.std(dim=1, keepdim=True)
 
+    def right(rewards: torch.Tensor) -> torch.Tensor:
+        return grpo.group_advantages(rewards, eps=eps)
+
     return verify(
         "group_advantages",
         student,
-        lambda r: grpo.group_advantages(r),
+        right,
         _reward_groups(0),
         [
             Mistake(
