@@ -7,6 +7,7 @@ import pytest
 import torch
 
 from effllm import check_grpo as lab4
+from effllm import grpo
 from effllm.checks import CheckFailedError
 
 ASCII_TAG = re.compile(r"<([0-9]{1,12})>")
@@ -241,3 +242,46 @@ def test_the_reward_check_feeds_garbage_and_a_grader_that_raises_fails():
 
     with pytest.raises(CheckFailedError, match="raised ValueError"):
         lab4.reward(fragile)
+
+
+def step(policy, opt, rollout, rewards, logp_ref, epsilon=0.2, beta=0.04, grad_clip=1.0, **wrong):
+    A = advantages(rewards)
+    A = A.T.flatten() if wrong.get("transpose") else A.flatten()
+    if wrong.get("raw"):
+        A = rewards.flatten()
+    logp = grpo.completion_logprobs(policy, rollout)
+    old = logp if wrong.get("no_detach") else logp.detach()
+    value = loss(logp, old, logp_ref, A, rollout.mask, epsilon, beta)
+    if not wrong.get("keep_grad"):
+        opt.zero_grad()
+    (wrong.get("sign", 1) * value).backward()
+    if not wrong.get("no_clip"):
+        torch.nn.utils.clip_grad_norm_(policy.parameters(), grad_clip)
+    opt.step()
+    return value.detach()
+
+
+STEP_MISTAKES = [
+    ({"keep_grad": True}, "zero_grad"),
+    ({"no_detach": True}, "must be a constant"),
+    ({"no_clip": True}, "clip the gradient norm"),
+    ({"sign": -1}, "climbs the loss"),
+    ({"raw": True}, "rewards as advantages"),
+    ({"transpose": True}, "wrong order"),
+]
+
+
+def test_the_step_check(capsys):
+    assert lab4.grpo_step(step) is step
+    assert "✓" in capsys.readouterr().out
+    for wrong, message in STEP_MISTAKES:
+        with pytest.raises(CheckFailedError, match=message):
+            lab4.grpo_step(lambda *a, w=wrong: step(*a, **w))
+    with pytest.raises(CheckFailedError, match="not right yet"):
+        lab4.grpo_step(lambda *a: 1.01 * step(*a))
+
+
+def test_the_step_check_leaves_the_global_random_state_alone():
+    before = torch.random.get_rng_state()
+    lab4.grpo_step(step)
+    assert torch.equal(torch.random.get_rng_state(), before)

@@ -1,5 +1,6 @@
 r"""Lab 4's checks: the rule-based reward, group-relative advantages, the k3 KL estimator, GRPO's
-clipped objective with its per-token mask and 1/|o_i|, and a build exercise (Dr. GRPO's loss).
+clipped objective with its per-token mask and 1/|o_i|, one GRPO step on a tiny model, and a
+build exercise (Dr. GRPO's loss).
 
 Each function takes the student's function, checks it against :mod:`effllm.rl_tasks` or
 :mod:`effllm.grpo` with :func:`effllm.checks.verify` on small seeded inputs, and returns the
@@ -16,7 +17,11 @@ from collections.abc import Callable
 import torch
 
 from effllm import grpo, rl_tasks
+from effllm.attention import AttentionConfig
 from effllm.checks import Case, Mistake, verify
+from effllm.model import ModelConfig, Transformer
+from effllm.rl_tasks import AdditionTask
+from effllm.sampling import sample_group
 
 # --- the reward -----------------------------------------------------------------------------
 
@@ -483,4 +488,132 @@ def dr_grpo_loss(student: Callable[..., torch.Tensor]) -> Callable[..., torch.Te
             ),
         ],
         stand_in="grpo.grpo_loss(aggregation='constant') with grpo.advantages(r, 'grpo_no_std')",
+    )
+
+
+# --- one GRPO step ------------------------------------------------------------------------------
+
+_TINY = ModelConfig(max_len=12, n_layer=1, d_model=16, attention=AttentionConfig("mha", 2), d_ff=32)
+_TASK = AdditionTask(1)
+
+
+def _step_inputs(seed: int, B: int = 3, G: int = 4) -> tuple:
+    """A tiny policy with an SGD optimiser (so that every part of the step shows in the new
+    weights), junk in its .grad (the previous step's), G sampled answers to B questions, their
+    rewards (B, G) and log π_ref of the sampled tokens under another tiny model. The global
+    random state is left as it was."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        policy, reference = Transformer(_TINY), Transformer(_TINY)
+    g = torch.Generator().manual_seed(seed)
+    for p in policy.parameters():
+        p.grad = torch.randn(p.shape, generator=g)
+    problems = _TASK.problems(B, "train", seed=seed)
+    with torch.no_grad():
+        rollout = sample_group(
+            policy, _TASK.encode_prompts(problems), G, _TASK.max_completion_len, generator=g
+        )
+        logp_ref = grpo.completion_logprobs(reference, rollout)
+    rewards = torch.tensor([0.0, 0.1, 1.1])[torch.randint(3, (B, G), generator=g)]
+    rewards[:, 0], rewards[:, 1] = 1.1, 0.0  # every group has some signal
+    opt = torch.optim.SGD(policy.parameters(), lr=0.5)
+    return policy, opt, rollout, rewards, logp_ref
+
+
+def _library_step(policy, opt, rollout, rewards, logp_ref, epsilon=0.2, beta=0.04, grad_clip=1.0):
+    adv = grpo.group_advantages(rewards).flatten()
+    return grpo.grpo_step(
+        policy, opt, rollout, adv, logp_ref, None, epsilon, beta, grad_clip=grad_clip
+    )[0]
+
+
+def _wrong_step(
+    advantages: Callable = lambda r: grpo.group_advantages(r).flatten(),
+    detach: bool = True,
+    zero_grad: bool = True,
+    clip: bool = True,
+    sign: float = 1.0,
+) -> Callable:
+    def step(policy, opt, rollout, rewards, logp_ref, epsilon=0.2, beta=0.04, grad_clip=1.0):
+        logp = grpo.completion_logprobs(policy, rollout)
+        logp_old = logp.detach() if detach else logp
+        loss, _ = grpo.grpo_loss(
+            logp, logp_old, logp_ref, advantages(rewards), rollout.mask, epsilon, beta
+        )
+        if zero_grad:
+            opt.zero_grad()
+        (sign * loss).backward()
+        if clip:
+            torch.nn.utils.clip_grad_norm_(policy.parameters(), grad_clip)
+        opt.step()
+        return loss.detach()
+
+    return step
+
+
+def grpo_step(student: Callable[..., torch.Tensor]) -> Callable[..., torch.Tensor]:
+    """Advantages, loss with π_θold = π_θ detached, cleared gradients, backward, clip, step."""
+
+    def trial(step: Callable) -> Callable:
+        def run(seed: int, epsilon: float, beta: float, grad_clip: float) -> tuple:
+            policy, opt, rollout, rewards, logp_ref = _step_inputs(seed)
+            loss = step(policy, opt, rollout, rewards, logp_ref, epsilon, beta, grad_clip)
+            weights = torch.cat([p.detach().flatten() for p in policy.parameters()])
+            return torch.as_tensor(loss).detach().reshape(()), weights
+
+        return run
+
+    student_trial = trial(student)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # a model this small runs fastest on one thread
+    try:
+        chosen = _verify_step(student_trial, trial)
+    finally:
+        torch.set_num_threads(threads)
+    return student if chosen is student_trial else _library_step
+
+
+def _verify_step(student_trial: Callable, trial: Callable[[Callable], Callable]) -> Callable:
+    cases = [
+        Case((0, 0.2, 0.04, 0.05), "a tiny model, gradient norm clipped to 0.05"),
+        Case((1, 0.1, 0.5, 0.02), "a tiny model, ε=0.1, β=0.5, clipped to 0.02"),
+        Case((2, 0.2, 0.04, 100.0), "a tiny model, a clip that does not bite"),
+    ]
+    return verify(
+        "grpo_step",
+        student_trial,
+        trial(_library_step),
+        cases,
+        [
+            Mistake(
+                trial(_wrong_step(zero_grad=False)),
+                "it does not clear the previous gradients: call opt.zero_grad() before "
+                "loss.backward(), which adds to whatever .grad holds",
+            ),
+            Mistake(
+                trial(_wrong_step(detach=False)),
+                "π_θold must be a constant: pass logp.detach() as logp_old. With logp itself "
+                "the ratio is exp(0) = 1 whatever θ is, and the advantages' gradient vanishes",
+            ),
+            Mistake(
+                trial(_wrong_step(clip=False)),
+                "it does not clip the gradient norm: call "
+                "torch.nn.utils.clip_grad_norm_(policy.parameters(), grad_clip) between "
+                "backward() and step()",
+            ),
+            Mistake(
+                trial(_wrong_step(sign=-1.0)),
+                "it climbs the loss: grpo_loss returns -J, which the optimiser minimises as it is",
+            ),
+            Mistake(
+                trial(_wrong_step(advantages=lambda r: r.flatten())),
+                "it uses the rewards as advantages; GRPO's are group_advantages(rewards)",
+            ),
+            Mistake(
+                trial(_wrong_step(advantages=lambda r: grpo.group_advantages(r).T.flatten())),
+                "the advantages are in the wrong order: output g of question b is row b G + g, "
+                "so flatten the (B, G) advantages row by row (.flatten(), not .T.flatten())",
+            ),
+        ],
+        stand_in="grpo.grpo_step",
     )
