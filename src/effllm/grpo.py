@@ -16,8 +16,9 @@ up if it beat its siblings, down if it did worse. Two later papers change the lo
 DAPO (Yu et al. 2025, arXiv 2503.14476) averages over all tokens of the batch instead of
 within each output; see :func:`grpo_loss`'s ``aggregation``. Functions below map one-to-one
 onto those lines:
-:func:`group_advantages`, :func:`kl_estimator`, :func:`grpo_loss`; :func:`train_grpo` is the
-outer loop (sample, score, μ gradient steps per batch of samples).
+:func:`group_advantages`, :func:`kl_estimator`, :func:`grpo_loss`; :func:`grpo_step` is one
+gradient step on them, and :func:`train_grpo` the outer loop (sample, score, μ gradient steps
+per batch of samples).
 """
 
 from __future__ import annotations
@@ -183,6 +184,43 @@ def completion_logprobs(
     return torch.where(rollout.mask, logp, torch.zeros_like(logp))
 
 
+def grpo_step(
+    policy: nn.Module,
+    opt: torch.optim.Optimizer,
+    rollout: Rollout,
+    adv: torch.Tensor,
+    logp_ref: torch.Tensor,
+    logp_old: torch.Tensor | None = None,
+    epsilon: float = 0.2,
+    beta: float = 0.04,
+    aggregation: str = "sequence",
+    max_tokens: int | None = None,
+    temperature: float = 1.0,
+    top_k: int | None = None,
+    grad_clip: float = 1.0,
+) -> tuple[torch.Tensor, dict[str, float], torch.Tensor]:
+    """One gradient step of ``policy`` on -J(θ) for the samples of ``rollout``.
+
+    adv: (N,) the advantages; logp_ref: (N, T) log π_ref of the sampled tokens; logp_old:
+    (N, T) log π_θold, or None on the first step on these samples, where θ is still θold and
+    the policy's own log-probabilities (detached) are used. The gradient norm is clipped to
+    ``grad_clip`` (0 or None: no clipping). Returns the loss before the step (detached), its
+    diagnostics, and logp_old for the next of the μ steps on the same samples.
+    """
+    logp = completion_logprobs(policy, rollout, temperature, top_k)
+    if logp_old is None:
+        logp_old = logp.detach()
+    loss, stats = grpo_loss(
+        logp, logp_old, logp_ref, adv, rollout.mask, epsilon, beta, aggregation, max_tokens
+    )
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    if grad_clip:
+        nn.utils.clip_grad_norm_(policy.parameters(), grad_clip)
+    opt.step()
+    return loss.detach(), stats, logp_old
+
+
 @dataclass
 class GRPOConfig:
     """One RL run. Names follow DeepSeekMath: G, ε (epsilon), β (beta), μ (mu)."""
@@ -336,27 +374,23 @@ def train_grpo(
         adv = advantages(rewards + cfg.reward_offset, cfg.advantage).flatten().to(device)
         with torch.no_grad():
             logp_ref = completion_logprobs(reference, rollout, cfg.temperature)
-        logp_old = None
+        logp_old = None  # the first inner step sets it: θ is still θold there
         for _ in range(cfg.mu):
-            logp = completion_logprobs(policy, rollout, cfg.temperature, cfg.top_k)
-            if logp_old is None:  # first inner step: θ is still θold
-                logp_old = logp.detach()
-            loss, stats = grpo_loss(
-                logp,
-                logp_old,
-                logp_ref,
+            loss, stats, logp_old = grpo_step(
+                policy,
+                opt,
+                rollout,
                 adv,
-                rollout.mask,
+                logp_ref,
+                logp_old,
                 cfg.epsilon,
                 cfg.beta,
                 cfg.aggregation,
                 task.max_completion_len,
+                cfg.temperature,
+                cfg.top_k,
+                cfg.grad_clip,
             )
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            if cfg.grad_clip:
-                nn.utils.clip_grad_norm_(policy.parameters(), cfg.grad_clip)
-            opt.step()
         elapsed += time.perf_counter() - t0
         row = {
             "step": step,
