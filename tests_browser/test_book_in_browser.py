@@ -208,7 +208,7 @@ return Promise.all(Array.from(article.querySelectorAll("img[id^=planted]")).map(
 def test_the_checks_catch_planted_violations(driver, base_url):
     """The accessibility checks fail on what they are for: a page with an image without alt text
     and grey text on white (axe-core), and, in dark mode, a see-through figure over the dark page.
-    A see-through figure that keeps the course's style (course.css) gets a white background."""
+    A see-through figure that keeps the theme's style gets a white ground in dark mode too."""
     doc = SHOTS["chapter"] or TOC[0]
     for mode in book_site.MODES:
         book_site.in_mode(driver, base_url, doc, mode)
@@ -221,7 +221,7 @@ def test_the_checks_catch_planted_violations(driver, base_url):
         for named in (doc, "image-alt", "color-contrast", "#planted-no-alt", "#planted-grey"):
             assert named in message, message
         behind = {i["id"]: i["behind"] for i in book_site.see_through_images(driver)}
-        # the image that overrides the course's style shows the page behind it; the other, white
+        # the image that overrides the theme's style shows the page behind it; the other, white
         assert behind["planted-no-alt"] < 0.4 if mode == "dark" else behind["planted-no-alt"] > 0.9
         assert behind["planted-figure"] > 0.9, behind
 
