@@ -36,11 +36,17 @@ test: setup
 
 ## browser-test: open every page of the built book in headless Chromium (after `make book`):
 ## console errors, images, links and anchors, Colab links, search, next-page order, a phone's
-## width; screenshots in _build/screenshots/. SEARCH=word picks the word the search must find.
-browser-test: setup
+## width, axe-core's WCAG 2 A/AA rules in light and dark mode; screenshots in _build/screenshots/.
+## SEARCH=word picks the word the search must find. axe-core: the version pinned in
+## tests_browser/package-lock.json, installed by npm into tests_browser/node_modules.
+browser-test: setup tests_browser/node_modules/.package-lock.json
 	@test -f _build/html/searchindex.js || { echo "no built book in _build/html: run make book first"; exit 1; }
 	@test -x /usr/bin/chromium -a -x /usr/bin/chromedriver || { echo "needs Debian's chromium: apt-get install -y chromium chromium-driver"; exit 1; }
 	$(BIN)/python -m pytest tests_browser $(if $(SEARCH),--search-term "$(SEARCH)")
+
+tests_browser/node_modules/.package-lock.json: tests_browser/package-lock.json
+	@command -v npm >/dev/null || { echo "needs npm for axe-core: apt-get install -y npm"; exit 1; }
+	npm ci --prefix tests_browser --no-audit --no-fund
 
 lint: setup
 	$(BIN)/ruff check src tools tests tests_browser labs book/_ext
@@ -51,4 +57,4 @@ bench: setup
 	$(BIN)/python tools/bench.py all
 
 clean:
-	rm -rf _build .pytest_cache
+	rm -rf _build .pytest_cache tests_browser/node_modules

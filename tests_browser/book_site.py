@@ -42,6 +42,11 @@ CHROMIUM_FLAGS = [
     "--disable-component-update",
     "--disable-sync",
 ]
+# axe-core, the accessibility engine of browsers' developer tools, pinned in package.json here and
+# installed by `make browser-test` (npm ci); its rules for WCAG 2.0 and 2.1, levels A and AA.
+AXE = ROOT / "tests_browser" / "node_modules" / "axe-core" / "axe.min.js"
+AXE_TAGS = ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa"]
+MODES = ["light", "dark"]  # the theme's two colour modes (html[data-theme])
 DESKTOP = {"width": 1280, "height": 900, "deviceScaleFactor": 1, "mobile": False}
 PHONE = {"width": 390, "height": 844, "deviceScaleFactor": 2, "mobile": True}
 
@@ -229,6 +234,115 @@ def visit(driver, base: str, docname: str) -> Visit:
     seen = driver.execute_async_script(_INSPECT)
     seen["ids"] = set(seen["ids"])
     return Visit(docname, url, console=driver.get_log("browser"), **seen)
+
+
+# Runs in the page: axe-core's WCAG 2 A/AA rules; each violation with the elements it names.
+_AXE_RUN = r"""
+const [tags, done] = arguments;
+axe.run(document, {runOnly: {type: "tag", values: tags}, resultTypes: ["violations"]})
+  .then(result => done(result.violations.map(v => ({
+    rule: v.id, impact: v.impact, help: v.help,
+    nodes: v.nodes.map(n => ({target: n.target.join(" "), html: n.html.slice(0, 160),
+                              summary: n.failureSummary || ""})),
+  }))))
+  .catch(err => done([{rule: "axe-error", impact: "critical", help: String(err), nodes: []}]));
+"""
+
+
+def in_mode(driver, base: str, docname: str, mode: str) -> Visit:
+    """Open ``docname`` in the theme's colour ``mode`` ("light" or "dark").
+
+    The way a reader's choice is kept: the theme's toggle stores it in localStorage ("mode",
+    "theme"), which the page's first script reads. Written before the page's own scripts run, and
+    removed afterwards, so other tests see the book's default (light).
+    """
+    keep = f"localStorage.setItem('mode', '{mode}'); localStorage.setItem('theme', '{mode}')"
+    script = driver.execute_cdp_cmd("Page.addScriptToEvaluateOnNewDocument", {"source": keep})
+    try:
+        page = visit(driver, base, docname)
+    finally:
+        driver.execute_cdp_cmd("Page.removeScriptToEvaluateOnNewDocument", script)
+    shown = driver.execute_script("return document.documentElement.dataset.theme")
+    driver.execute_script("localStorage.removeItem('mode'); localStorage.removeItem('theme');")
+    if shown != mode:
+        raise AssertionError(f"{docname}: asked for the {mode} mode, the page shows {shown!r}")
+    return page
+
+
+def axe_violations(driver, screen: dict = DESKTOP) -> list[dict]:
+    """axe-core's WCAG 2 A/AA violations on the page the browser shows now, laid out on
+    ``screen`` made as tall as the page.
+
+    Tall, because on a screen-high window axe scrolls each element into view, where the theme's
+    sticky header covers some of them; it then cannot tell their background and leaves their
+    contrast unjudged ("incomplete", not a violation). Lab 5's coloured table cells passed so.
+    """
+    if not AXE.exists():
+        raise FileNotFoundError(f"{AXE} not found: npm ci --prefix tests_browser")
+    if not driver.execute_script("return typeof axe !== 'undefined'"):
+        driver.execute_script(AXE.read_text())
+    height = driver.execute_cdp_cmd("Page.getLayoutMetrics", {})["cssContentSize"]["height"]
+    set_screen(driver, {**screen, "height": int(height)})
+    driver.set_script_timeout(180)  # a long lab page on a slow machine
+    try:
+        driver.execute_async_script("requestAnimationFrame(arguments[0])")  # lay out again
+        return driver.execute_async_script(_AXE_RUN, AXE_TAGS)
+    finally:
+        driver.set_script_timeout(30)
+        set_screen(driver, screen)
+
+
+# Runs in the page: each loaded image in the content that has see-through pixels, with the
+# relative luminance (0 black .. 1 white) of the first opaque background behind it. A figure's
+# ink is dark (matplotlib's default): over a dark background it cannot be read.
+_SEE_THROUGH_IMAGES = r"""
+const lum = c => {
+  const [r, g, b] = c.match(/[\d.]+/g).slice(0, 3).map(Number).map(v => {
+    v /= 255; return v <= 0.04045 ? v / 12.92 : ((v + 0.055) / 1.055) ** 2.4; });
+  return 0.2126 * r + 0.7152 * g + 0.0722 * b;
+};
+const opaque = c => { const m = c.match(/[\d.]+/g); return m && (m.length < 4 || +m[3] > 0.5); };
+const behind = img => {
+  for (let el = img; el; el = el.parentElement) {
+    const c = getComputedStyle(el).backgroundColor;
+    if (opaque(c)) return lum(c);
+  }
+  return 1;  // the canvas is white when nothing paints it
+};
+const shown = Array.from(document.querySelectorAll("article img")).filter(i => i.naturalWidth);
+return shown.map(img => {
+  const w = Math.min(img.naturalWidth, 200);
+  const h = Math.max(1, Math.round(img.naturalHeight * w / img.naturalWidth));
+  const canvas = Object.assign(document.createElement("canvas"), {width: w, height: h});
+  const ctx = canvas.getContext("2d");
+  ctx.drawImage(img, 0, 0, w, h);
+  let clear = 0;
+  try {
+    const px = ctx.getImageData(0, 0, w, h).data;
+    for (let i = 3; i < px.length; i += 4) if (px[i] < 128) clear++;
+  } catch (e) { return null; }  // an image from another site cannot be read
+  return {id: img.id, src: img.getAttribute("src"), clear: clear / (w * h), behind: behind(img)};
+}).filter(x => x && x.clear > 0.01);
+"""
+
+
+def see_through_images(driver) -> list[dict]:
+    """Content images of the shown page with over 1% see-through pixels, and what is behind."""
+    return driver.execute_script(_SEE_THROUGH_IMAGES)
+
+
+def describe_violations(docname: str, mode: str, violations: list[dict]) -> str:
+    """One line per rule and element: page, mode, rule, impact, what is wrong and where."""
+    lines = [f"{docname} ({mode} mode): {len(violations)} WCAG 2 A/AA rules violated (axe-core)"]
+    for v in violations:
+        lines.append(f"  {v['rule']} ({v['impact']}): {v['help']}")
+        for node in v["nodes"][:5]:
+            html = " ".join(node["html"].split())
+            summary = " ".join(node["summary"].split())[:300]
+            lines.append(f"    {node['target']}: {html}\n      {summary}")
+        if len(v["nodes"]) > 5:
+            lines.append(f"    ... and {len(v['nodes']) - 5} more elements")
+    return "\n".join(lines)
 
 
 def docname_of(url: str, base: str) -> str | None:

@@ -14,12 +14,17 @@ opens every page in Debian's Chromium and fails, naming the page, on
   counts as none. Lab plots get their alt text from their titles and axis labels
   (effllm.plotting.describe, copied by book/_ext/figure_alt.py): a plot without a title fails;
 - a page that scrolls sideways on a phone (390 px wide), and prose set as math ("$2 an hour to
-  $5M" read as TeX).
+  $5M" read as TeX);
+- any violation of the WCAG 2.0/2.1 level A and AA rules of axe-core (the accessibility engine of
+  browsers' developer tools, pinned in tests_browser/package.json), in the theme's light mode and
+  in its dark mode (contrast changes with the colours), naming page, rule and element; in dark
+  mode also a figure with see-through pixels over a dark background, whose dark ink vanishes.
 
 It also checks that the site search finds a word, that the "next" button walks through every
 page in _toc.yml order, and saves screenshots of the landing page, a chapter and a lab at desktop
-and phone widths in _build/screenshots/. External resources (MathJax from a CDN) may fail to load
-on a machine without network: that is not an error, and the run ends by listing what it skipped.
+and phone widths, and of a chapter and a lab in dark mode, in _build/screenshots/. External
+resources (MathJax from a CDN) may fail to load on a machine without network: that is not an
+error, and the run ends by listing what it skipped.
 """
 
 from __future__ import annotations
@@ -168,6 +173,59 @@ def test_no_prose_set_as_math(doc):
         )
 
 
+@pytest.mark.parametrize("mode", book_site.MODES)
+@pytest.mark.parametrize("doc", PAGES)
+def test_wcag_2_a_and_aa(doc, mode, driver, base_url):
+    book_site.in_mode(driver, base_url, doc, mode)
+    problems = []
+    if violations := book_site.axe_violations(driver):
+        problems.append(book_site.describe_violations(doc, mode, violations))
+    if mode == "dark":
+        lost = [i["src"] for i in book_site.see_through_images(driver) if i["behind"] < 0.4]
+        if lost:
+            problems.append(
+                f"{doc} (dark mode): figures with see-through pixels over a dark background, "
+                f"their dark lines and labels unreadable: {lost}"
+            )
+    if problems:
+        pytest.fail("\n".join(problems))
+
+
+# A grey that fails WCAG AA's 4.5:1 on white, and a small PNG that is see-through but for a black
+# square (made in the page, so the test needs no file).
+_PLANT = r"""
+const article = document.querySelector("article");
+const canvas = Object.assign(document.createElement("canvas"), {width: 40, height: 40});
+canvas.getContext("2d").fillRect(10, 10, 10, 10);
+article.insertAdjacentHTML("afterbegin",
+  `<p id="planted-grey" style="color: #bbb; background: #fff">grey on white</p>
+   <img id="planted-no-alt" src="${canvas.toDataURL()}" style="background-color: transparent">
+   <img id="planted-figure" src="${canvas.toDataURL()}" alt="a black square">`);
+return Promise.all(Array.from(article.querySelectorAll("img[id^=planted]")).map(i => i.decode()));
+"""
+
+
+def test_the_checks_catch_planted_violations(driver, base_url):
+    """The accessibility checks fail on what they are for: a page with an image without alt text
+    and grey text on white (axe-core), and, in dark mode, a see-through figure over the dark page.
+    A see-through figure that keeps the theme's style gets a white ground in dark mode too."""
+    doc = SHOTS["chapter"] or TOC[0]
+    for mode in book_site.MODES:
+        book_site.in_mode(driver, base_url, doc, mode)
+        driver.execute_script(_PLANT)
+        violations = book_site.axe_violations(driver)
+        rules = {v["rule"]: [n["target"] for n in v["nodes"]] for v in violations}
+        assert "#planted-no-alt" in rules.get("image-alt", []), rules
+        assert "#planted-grey" in rules.get("color-contrast", []), rules
+        message = book_site.describe_violations(doc, mode, violations)
+        for named in (doc, "image-alt", "color-contrast", "#planted-no-alt", "#planted-grey"):
+            assert named in message, message
+        behind = {i["id"]: i["behind"] for i in book_site.see_through_images(driver)}
+        # the image that overrides the theme's style shows the page behind it; the other, white
+        assert behind["planted-no-alt"] < 0.4 if mode == "dark" else behind["planted-no-alt"] > 0.9
+        assert behind["planted-figure"] > 0.9, behind
+
+
 # ---------------------------------------------------------------- the book as a whole
 
 
@@ -246,4 +304,16 @@ def test_screenshot(name, screen, driver, base_url):
         book_site.full_page_screenshot(driver, path, size)
     finally:
         book_site.set_screen(driver, book_site.DESKTOP)
+    assert path.stat().st_size > 10_000, f"{path} is suspiciously small"
+
+
+@pytest.mark.parametrize("name", ["chapter", "lab"])
+def test_dark_mode_screenshot(name, driver, base_url):
+    """Not a check: saves _build/screenshots/NAME-dark-desktop.png for people to look at."""
+    doc = SHOTS[name]
+    if doc is None:
+        pytest.skip(f"the book has no {name} page yet")
+    path = book_site.SCREENSHOTS / f"{name}-dark-desktop.png"
+    book_site.in_mode(driver, base_url, doc, "dark")
+    book_site.full_page_screenshot(driver, path, book_site.DESKTOP)
     assert path.stat().st_size > 10_000, f"{path} is suspiciously small"
