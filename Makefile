@@ -49,7 +49,7 @@ bench: setup
 	$(BIN)/python tools/bench.py all
 
 ## mutation: mutation testing of attention, moe, grpo and markets against their unit tests (mutmut),
-## a seeded sample of SAMPLE mutants per module (0 = all), one score per module; about 45 min on
+## a seeded sample of SAMPLE mutants per module (0 = all), one score per module; about 20 min on
 ## 2 cores with the default 60. Not part of test or CI. See CONTRIBUTING.md, "Mutation testing".
 SAMPLE ?= 60
 mutation: setup

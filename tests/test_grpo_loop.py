@@ -39,6 +39,7 @@ class Script:
         self.now, self.step = 0.0, 0
         self.heldout_values, self.heldout_calls = list(heldout_values), []
         self.advantages: list[torch.Tensor] = []
+        self.rollouts: list[torch.Tensor] = []
         real_loss = grpo.grpo_loss
         monkeypatch.setattr(grpo, "time", SimpleNamespace(perf_counter=lambda: self.now))
         monkeypatch.setattr(grpo, "score", self.score)
@@ -52,6 +53,7 @@ class Script:
 
     def score(self, rollout, problems, n, format_reward, accuracy_reward):
         assert (len(problems), n, rollout.tokens.shape[0]) == (B, G, B * G)
+        self.rollouts.append(rollout.tokens)
         i, self.step = self.step, self.step + 1
         self.now += TRAIN_SECONDS[i]
         return REWARDS[i], CORRECT[i], FORMED[i]
@@ -62,11 +64,13 @@ class Script:
         return self.heldout_values.pop(0)
 
 
-def _run(monkeypatch, **kw) -> tuple[Script, object]:
+def _run(monkeypatch, global_seed: int = 0, **kw) -> tuple[Script, object]:
     script = Script(monkeypatch, [0.125, 0.5, 0.75])
     torch.manual_seed(0)
+    policy = Transformer(SMALL)
+    torch.manual_seed(global_seed)
     cfg = GRPOConfig(steps=3, prompts_per_step=B, G=G, eval_every=2, eval_problems=5, **kw)
-    hist = train_grpo(Transformer(SMALL), AdditionTask(2), cfg)
+    hist = train_grpo(policy, AdditionTask(2), cfg)
     return script, hist
 
 
@@ -83,6 +87,13 @@ def test_history_of_a_scripted_run(monkeypatch):
     assert script.heldout_calls == [(5, 3, 0.7)] * 3
     lengths = hist["length"].iloc[1:]
     assert ((lengths >= 1) & (lengths <= AdditionTask(2).max_completion_len)).all()
+
+
+def test_samples_depend_on_the_configs_seed_not_on_the_global_generator(monkeypatch):
+    runs = [_run(monkeypatch, global_seed)[0].rollouts for global_seed in (1, 2)]
+    assert all(torch.equal(a, b) for a, b in zip(*runs, strict=True))
+    other_seed = _run(monkeypatch, seed=1)[0].rollouts
+    assert not all(torch.equal(a, b) for a, b in zip(runs[0], other_seed, strict=True))
 
 
 def test_grpo_advantages_of_the_scripted_rewards(monkeypatch):
