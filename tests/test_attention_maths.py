@@ -5,6 +5,7 @@ at a time, with the module's own weights; it shares no code with the module beyo
 weights, so a wrong scale, norm, rotation or mask in the module (in both its forms) shows.
 """
 
+import dataclasses
 import math
 
 import pytest
@@ -51,7 +52,7 @@ def causal_softmax_attention(
 
 
 def mla_reference(m: MultiHeadLatentAttention, x: torch.Tensor) -> torch.Tensor:
-    """DeepSeek-V2 eqs. (9)-(19) for one sequence x: (T, d_model), head by head."""
+    """DeepSeek-V2 §2.1.2-2.1.3 for one sequence x: (T, d_model), head by head."""
     H, d_nope, d_R, d_v = m.n_head, m.d_nope, m.d_R, m.d_v
     W_DKV, W_UK, W_UV, W_KR, W_O = (
         m.W_DKV.weight,
@@ -62,25 +63,25 @@ def mla_reference(m: MultiHeadLatentAttention, x: torch.Tensor) -> torch.Tensor:
     )
     W_UQ, W_QR = m.W_UQ.weight, m.W_QR.weight
     compressed_q = isinstance(m.W_DQ, torch.nn.Linear)
-    scale = 1 / math.sqrt(d_nope + d_R)  # eq. (16): 1 / sqrt(d_h + d_h^R)
+    scale = 1 / math.sqrt(d_nope + d_R)  # 1 / sqrt(d_h + d_h^R)
     T = x.shape[0]
-    c_KV = [rms_norm(W_DKV @ h, m.kv_norm.weight) for h in x]  # eq. (9), normalised as cached
-    k_R = [rope(W_KR @ h, t) for t, h in enumerate(x)]  # eq. (13): shared by all heads
+    c_KV = [rms_norm(W_DKV @ h, m.kv_norm.weight) for h in x]  # latent, RMS-normalised as cached
+    k_R = [rope(W_KR @ h, t) for t, h in enumerate(x)]  # shared by all heads
     outputs = []
     for t, h in enumerate(x):
-        c_Q = rms_norm(m.W_DQ.weight @ h, m.q_norm.weight) if compressed_q else h  # eq. (12)
+        c_Q = rms_norm(m.W_DQ.weight @ h, m.q_norm.weight) if compressed_q else h  # query latent
         heads = []
         for i in range(H):
-            q_C = W_UQ[i * d_nope : (i + 1) * d_nope] @ c_Q  # eq. (13)
-            q_R = rope(W_QR[i * d_R : (i + 1) * d_R] @ c_Q, t)  # eq. (14)
-            q = torch.cat([q_C, q_R])  # eq. (15)
+            q_C = W_UQ[i * d_nope : (i + 1) * d_nope] @ c_Q
+            q_R = rope(W_QR[i * d_R : (i + 1) * d_R] @ c_Q, t)
+            q = torch.cat([q_C, q_R])  # q_{t,i} = [q_C; q_R]
             keys, values = [], []
             for j in range(t + 1):  # causal: positions 0..t
-                k_C = W_UK[i * d_nope : (i + 1) * d_nope] @ c_KV[j]  # eq. (10)
-                keys.append(torch.cat([k_C, k_R[j]]))  # eq. (15)
-                values.append(W_UV[i * d_v : (i + 1) * d_v] @ c_KV[j])  # eq. (11)
+                k_C = W_UK[i * d_nope : (i + 1) * d_nope] @ c_KV[j]
+                keys.append(torch.cat([k_C, k_R[j]]))  # k_{j,i} = [k_C; k_R]
+                values.append(W_UV[i * d_v : (i + 1) * d_v] @ c_KV[j])
             heads.append(causal_softmax_attention(q, torch.stack(keys), torch.stack(values), scale))
-        outputs.append(W_O @ torch.cat(heads))  # eq. (19): u_t = W^O [o_1; ...; o_H]
+        outputs.append(W_O @ torch.cat(heads))  # u_t = W^O [o_1; ...; o_H]
     assert len(outputs) == T
     return torch.stack(outputs)
 
@@ -115,21 +116,20 @@ def _randomised(module: torch.nn.Module) -> torch.nn.Module:
     return module
 
 
-_MLA_SIZES = ("n_head", "head_dim", "kv_lora_rank", "q_lora_rank", "qk_nope_head_dim")
-MLA_CASES = {  # sizes as above, then qk_rope_head_dim and v_head_dim; all different on purpose
-    "no_q_lora": dict(
-        zip(_MLA_SIZES, (3, 4, 6, None, 4), strict=True), qk_rope_head_dim=2, v_head_dim=5
+MLA_CASES = {  # unequal widths, so that a mixed-up size fails
+    "no_q_lora": AttentionConfig(
+        "mla", 3, head_dim=4, kv_lora_rank=6, qk_nope_head_dim=4, qk_rope_head_dim=2, v_head_dim=5
     ),
-    "q_lora": dict(
-        zip(_MLA_SIZES, (2, None, 6, 7, 3), strict=True), qk_rope_head_dim=4, v_head_dim=3
-    ),
+    "q_lora": AttentionConfig(
+        "mla", 2, kv_lora_rank=6, q_lora_rank=7, qk_nope_head_dim=3, qk_rope_head_dim=4
+    ),  # v_head_dim = head_dim = 8
 }
 
 
 @pytest.mark.parametrize("absorb", [False, True], ids=["naive", "absorbed"])
 @pytest.mark.parametrize("case", MLA_CASES)
 def test_mla_equals_the_v2_equations_head_by_head(case, absorb):
-    cfg = AttentionConfig("mla", rope_theta=THETA, mla_absorb=absorb, **MLA_CASES[case])
+    cfg = dataclasses.replace(MLA_CASES[case], rope_theta=THETA, mla_absorb=absorb)
     torch.manual_seed(0)
     m = _randomised(MultiHeadLatentAttention(D_MODEL, 8, cfg))
     x = torch.randn(2, 5, D_MODEL, dtype=torch.float64)
