@@ -223,7 +223,7 @@ def test_count_params_total_and_active():
 def test_bad_configurations_are_value_errors():
     with pytest.raises(ValueError, match="top_k=5 must be between 1 and n_routed=4"):
         MoEConfig(n_routed=4, top_k=5)
-    with pytest.raises(ValueError, match="n_routed=0"):
+    with pytest.raises(ValueError, match="at least one routed expert; n_routed=0"):
         MoEConfig(n_routed=0, top_k=1)
     with pytest.raises(ValueError, match="top_k=0"):
         MoEConfig(top_k=0)
