@@ -249,9 +249,11 @@ def test_group_limited_routing_keeps_a_token_inside_its_groups():
 
 
 def test_the_checks_are_cheap_and_leave_the_random_state_alone():
+    for check, right, _ in CASES:  # torch's first calls of an operation are slow: warm them up
+        check(right)
     state = torch.get_rng_state()
     start = time.perf_counter()
     for check, right, _ in CASES:
         check(right)
-    assert time.perf_counter() - start < 1.0
+    assert time.perf_counter() - start < 1.0  # all six checks of the lab together
     assert torch.equal(torch.get_rng_state(), state)
