@@ -189,6 +189,41 @@ def grouped_swiglu(
     return _GroupedSwiGLU.apply(xs, gates, w13, w2, counts)
 
 
+def run_experts(
+    x: torch.Tensor,
+    weights: torch.Tensor,
+    indices: torch.Tensor,
+    w13: torch.Tensor,
+    w2: torch.Tensor,
+    n_shared: int,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The experts' part of an MoE layer, for routing already decided by the gate.
+
+    x: (tokens, d_model); weights, indices: (tokens, K_r) gate weights g_{i,t} and chosen routed
+    experts (numbered from 0 among the routed ones); w13: (N_s + N_r, d_model, 2 * d_expert) and
+    w2: (N_s + N_r, d_expert, d_model), shared experts first, as :class:`MoE` stacks them.
+    Returns the output sum_i FFN_i^(s)(x) + sum_i g_i FFN_i^(r)(x), (tokens, d_model), and
+    counts (N_r,), the tokens routed to each expert.
+    """
+    T, ns = x.shape[0], n_shared
+    n_routed, top_k = w13.shape[0] - ns, indices.shape[1]
+    with torch.no_grad():
+        # Sort the (token, expert) pairs by expert, once.
+        flat = indices.flatten()
+        order = flat.argsort(stable=True)
+        counts = torch.bincount(flat, minlength=n_routed)
+        rows = order // top_k  # the token of each sorted pair
+    # Routed experts: each token is copied once per chosen expert, in expert order.
+    gates = weights.flatten()[order]
+    ys = grouped_swiglu(x.index_select(0, rows), gates, w13[ns:], w2[ns:], counts.tolist())
+    if not ns:
+        return torch.zeros_like(x).index_add(0, rows, ys), counts
+    # Shared experts see every token in its place: no gather (a view when ns == 1).
+    xs = x.expand(ns, T, x.shape[1]).reshape(ns * T, x.shape[1])
+    shared = grouped_swiglu(xs, x.new_ones(ns * T), w13[:ns], w2[:ns], [T] * ns)
+    return shared.view(ns, T, -1).sum(dim=0).index_add(0, rows, ys), counts
+
+
 class MoE(nn.Module):
     """Shared plus routed SwiGLU experts behind a :class:`Gate`.
 
@@ -214,31 +249,12 @@ class MoE(nn.Module):
         """x: (batch, seq, d_model) -> (batch, seq, d_model)"""
         shape = x.shape
         x = x.reshape(-1, shape[-1])
-        T, cfg = x.shape[0], self.cfg
         scores, weights, indices = self.gate(x)
-        ns = cfg.n_shared
-        with torch.no_grad():
-            # Sort the (token, expert) pairs by expert, once.
-            flat = indices.flatten()
-            order = flat.argsort(stable=True)
-            counts = torch.bincount(flat, minlength=cfg.n_routed)
-            rows = order // cfg.top_k  # the token of each sorted pair
-        # Routed experts: each token is copied once per chosen expert, in expert order.
-        gates = weights.flatten()[order]
-        w13, w2 = self.w13[ns:], self.w2[ns:]
-        ys = grouped_swiglu(x.index_select(0, rows), gates, w13, w2, counts.tolist())
-        if ns:
-            # Shared experts see every token in its place: no gather (a view when ns == 1).
-            xs = x.expand(ns, T, x.shape[1]).reshape(ns * T, x.shape[1])
-            w13, w2 = self.w13[:ns], self.w2[:ns]
-            shared = grouped_swiglu(xs, x.new_ones(ns * T), w13, w2, [T] * ns)
-            out = shared.view(ns, T, -1).sum(dim=0).index_add(0, rows, ys)
-        else:
-            out = torch.zeros_like(x).index_add(0, rows, ys)
+        out, counts = run_experts(x, weights, indices, self.w13, self.w2, self.cfg.n_shared)
         self.counts, self.indices = counts.detach(), indices.detach()
         self.aux_loss = None
-        if self.training and cfg.balancing == "aux_loss":
-            self.aux_loss = balance_loss(scores, counts, cfg)
+        if self.training and self.cfg.balancing == "aux_loss":
+            self.aux_loss = balance_loss(scores, counts, self.cfg)
         return out.view(shape)
 
     @torch.no_grad()
