@@ -1,7 +1,6 @@
 """Lab 2's checks (effllm.check_moe): the right function passes, each known mistake is rejected
 with its message, a result off by 1% (or one wrong expert index) is rejected."""
 
-import time
 
 import pytest
 import torch
@@ -248,12 +247,8 @@ def test_group_limited_routing_keeps_a_token_inside_its_groups():
     assert torch.equal(plain, route(u, e, torch.zeros(32), 6, "sigmoid", 1.0)[1])
 
 
-def test_the_checks_are_cheap_and_leave_the_random_state_alone():
-    for check, right, _ in CASES:  # torch's first calls of an operation are slow: warm them up
-        check(right)
+def test_the_checks_leave_the_random_state_alone():
     state = torch.get_rng_state()
-    start = time.perf_counter()
     for check, right, _ in CASES:
         check(right)
-    assert time.perf_counter() - start < 1.0  # all six checks of the lab together
     assert torch.equal(torch.get_rng_state(), state)
