@@ -129,3 +129,9 @@ def test_lab1_checks_accept_the_formula_and_name_each_mistake(check, right, wron
             check(wrong)
     with pytest.raises(CheckFailedError):
         check(lambda *args: 1.01 * right(*args))
+
+
+def test_a_wrong_part_of_a_tuple_is_named():
+    pair = lambda x: (x, x * x)  # noqa: E731
+    with pytest.raises(CheckFailedError, match="part 2 of 2 of the result is wrong"):
+        verify("pair", lambda x: (x, x * x + 1), pair, CASES)

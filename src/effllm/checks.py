@@ -89,6 +89,10 @@ def close(a: Any, b: Any, rtol: float = 1e-5, atol: float = 1e-6) -> bool:
 
 def _difference(got: Any, want: Any) -> str:
     """How a result differs from the expected one, in a few words."""
+    if isinstance(want, tuple | list) and isinstance(got, tuple | list) and len(got) == len(want):
+        for i, (g, w) in enumerate(zip(got, want, strict=True)):
+            if not close(g, w):
+                return f"part {i + 1} of {len(want)} of the result is wrong: {_difference(g, w)}"
     if isinstance(want, torch.Tensor) and isinstance(got, torch.Tensor):
         if not want.is_floating_point():
             wrong = int((got.to(want.dtype) != want).sum())
