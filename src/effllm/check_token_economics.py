@@ -14,7 +14,7 @@ from collections.abc import Callable
 import numpy as np
 
 from effllm import economics, pricing
-from effllm.checks import Case, Mistake, verify
+from effllm.checks import Case, Mistake, log_uniform, verify
 from effllm.pricing import TokenPrices
 
 SECONDS_PER_HOUR = economics.SECONDS_PER_HOUR
@@ -24,12 +24,6 @@ R1 = TokenPrices(input=0.55, output=2.19, cached_input=0.14)  # DeepSeek-R1's li
 R1_OFF_PEAK = TokenPrices(input=0.135, output=0.55, cached_input=0.035)
 
 
-def _positives(n: int, seed: int, low: float, high: float) -> list[float]:
-    """n log-uniform positive numbers between low and high, seeded."""
-    rng = np.random.default_rng(seed)
-    return [float(x) for x in np.exp(rng.uniform(np.log(low), np.log(high), n))]
-
-
 def _uniforms(n: int, seed: int, low: float, high: float) -> list[float]:
     """n uniform numbers between low and high, seeded."""
     return [float(x) for x in np.random.default_rng(seed).uniform(low, high, n)]
@@ -37,7 +31,7 @@ def _uniforms(n: int, seed: int, low: float, high: float) -> list[float]:
 
 def _schedules(n: int, seed: int) -> list[TokenPrices]:
     """n random price schedules: output dearer than input, cache hits cheaper than misses."""
-    p_in = _positives(n, seed, 0.05, 30.0)
+    p_in = log_uniform(n, seed, 0.05, 30.0)
     out_per_in = _uniforms(n, seed + 1, 1.5, 8.0)
     cached_per_in = _uniforms(n, seed + 2, 0.1, 0.6)
     return [
@@ -56,7 +50,7 @@ def workload_cost(
 ) -> Callable[[TokenPrices, float, float, float], float]:
     """USD = [n_in ((1 − h) p_in + h p_cached) + n_out p_out] / 10^6."""
     prices = _schedules(6, 0)
-    n_in, n_out = _positives(6, 10, 100, 1e6), _positives(6, 11, 100, 1e6)
+    n_in, n_out = log_uniform(6, 10, 100, 1e6), log_uniform(6, 11, 100, 1e6)
     hits = [0.0, *_uniforms(5, 12, 0.05, 0.95)]  # one case without cache hits
     cases = [
         Case((p, i, o, h), f"{i:,.0f} input and {o:,.0f} output tokens, {h:.0%} cache hits")
@@ -106,7 +100,7 @@ def _quantity_ratio(r: float, eps: float) -> float:
 
 def _price_ratios(seed: int) -> list[Case]:
     """(price ratio, elasticity) pairs: cuts and rises, elasticities on both sides of 1."""
-    ratios = [0.1, 0.5, 2.0, *_positives(4, seed, 0.02, 0.9), *_positives(2, seed + 1, 1.2, 5.0)]
+    ratios = [0.1, 0.5, 2.0, *log_uniform(4, seed, 0.02, 0.9), *log_uniform(2, seed + 1, 1.2, 5.0)]
     eps = [0.5, 1.5, 2.0, *_uniforms(4, seed + 2, 0.1, 3.0), *_uniforms(2, seed + 3, 0.1, 3.0)]
     return [Case((r, e), f"price × {r:.3g}, ε = {e:.3g}") for r, e in zip(ratios, eps, strict=True)]
 
@@ -199,8 +193,8 @@ def tokens_per_second_per_gpu(
     student: Callable[[float, float, float], float],
 ) -> Callable[[float, float, float], float]:
     """Tokens/s per GPU = peak FLOP/s × utilisation / (2 N_active)."""
-    params = _positives(5, 50, 1e8, 1e12)
-    peaks = _positives(5, 51, 1e14, 2e15)
+    params = log_uniform(5, 50, 1e8, 1e12)
+    peaks = log_uniform(5, 51, 1e14, 2e15)
     utilisation = _uniforms(5, 52, 0.02, 0.6)
     cases = [
         Case((n, p, u), f"N = {n:.3g}, peak {p:.3g} FLOP/s, utilisation {u:.0%}")
@@ -240,8 +234,8 @@ def serving_cost_per_million_tokens(
     student: Callable[[float, float], float],
 ) -> Callable[[float, float], float]:
     """USD per million tokens = price per GPU hour / (tokens/s × 3600) × 10^6."""
-    tps = _positives(5, 60, 10.0, 1e5)
-    usd = _positives(5, 61, 0.5, 5.0)
+    tps = log_uniform(5, 60, 10.0, 1e5)
+    usd = log_uniform(5, 61, 0.5, 5.0)
     cases = [
         Case((t, c), f"{t:,.0f} tokens/s at ${c:.2f}/GPU hour")
         for t, c in zip(tps, usd, strict=True)
@@ -285,8 +279,8 @@ def elasticity_for_spend_multiplier(
     student: Callable[[float, float], float],
 ) -> Callable[[float, float], float]:
     """ε = 1 − ln m / ln r, the elasticity at which a price ratio r multiplies spending by m."""
-    ratios = [*_positives(4, 70, 0.02, 0.8), *_positives(2, 71, 1.3, 5.0)]
-    spends = [*_positives(4, 72, 1.1, 10.0), *_positives(2, 73, 0.1, 0.9)]
+    ratios = [*log_uniform(4, 70, 0.02, 0.8), *log_uniform(2, 71, 1.3, 5.0)]
+    spends = [*log_uniform(4, 72, 1.1, 10.0), *log_uniform(2, 73, 0.1, 0.9)]
     cases = [
         Case((r, m), f"price × {r:.3g}, spending × {m:.3g}")
         for r, m in zip(ratios, spends, strict=True)
@@ -339,7 +333,7 @@ def off_peak_workload_cost(
         for p, f in zip(peaks, _uniforms(5, 88, 0.2, 0.8), strict=True)
     ]
     shares = _uniforms(5, 89, 0.05, 0.95)
-    n_in, n_out = _positives(5, 90, 100, 1e6), _positives(5, 91, 100, 1e6)
+    n_in, n_out = log_uniform(5, 90, 100, 1e6), log_uniform(5, 91, 100, 1e6)
     hits = _uniforms(5, 92, 0.05, 0.95)
     cases = [
         Case((a, b, s, i, o, h), f"{s:.0%} off-peak, {i:,.0f} in, {o:,.0f} out, {h:.0%} hits")

@@ -8,23 +8,15 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-import numpy as np
-
 from effllm import economics
-from effllm.checks import Case, Mistake, verify
+from effllm.checks import Case, Mistake, log_uniform, verify
 
 SECONDS_PER_HOUR = economics.SECONDS_PER_HOUR
 
 
-def _positives(n: int, seed: int, low: float, high: float) -> list[float]:
-    """n log-uniform positive numbers between low and high, seeded."""
-    rng = np.random.default_rng(seed)
-    return [float(x) for x in np.exp(rng.uniform(np.log(low), np.log(high), n))]
-
-
 def training_flops(student: Callable[[float, float], float]) -> Callable[[float, float], float]:
     """C = 6 N D for N active parameters and D tokens."""
-    N, D = _positives(5, 0, 1e6, 1e12), _positives(5, 1, 1e9, 2e13)
+    N, D = log_uniform(5, 0, 1e6, 1e12), log_uniform(5, 1, 1e9, 2e13)
     cases = [Case((n, d), f"N={n:.3g}, D={d:.3g}") for n, d in zip(N, D, strict=True)]
     return verify(
         "training_flops",
@@ -50,7 +42,7 @@ def training_flops(student: Callable[[float, float], float]) -> Callable[[float,
 
 def training_cost_usd(student: Callable[[float, float], float]) -> Callable[[float, float], float]:
     """Dollars = GPU hours × price per GPU hour."""
-    hours, prices = _positives(5, 2, 1e3, 1e7), _positives(5, 3, 0.5, 5.0)
+    hours, prices = log_uniform(5, 2, 1e3, 1e7), log_uniform(5, 3, 0.5, 5.0)
     cases = [
         Case((h, p), f"{h:.3g} GPU hours at ${p:.2f}") for h, p in zip(hours, prices, strict=True)
     ]
@@ -83,9 +75,9 @@ def model_flops_utilisation(
 ) -> Callable[[float, float, float], float]:
     """MFU = FLOPs / (GPU hours × 3600 s × peak FLOP/s per GPU)."""
     flops, hours, peaks = (
-        _positives(5, 4, 1e20, 1e25),
-        _positives(5, 5, 1e4, 1e7),
-        _positives(5, 6, 1e14, 2e15),
+        log_uniform(5, 4, 1e20, 1e25),
+        log_uniform(5, 5, 1e4, 1e7),
+        log_uniform(5, 6, 1e14, 2e15),
     )
     cases = [
         Case(t, f"C={t[0]:.3g}, {t[1]:.3g} GPU hours")
@@ -120,7 +112,7 @@ def gpu_hours_for(
     student: Callable[[float, float, float], float],
 ) -> Callable[[float, float, float], float]:
     """Exercise: GPU hours = C / (peak FLOP/s per GPU × utilisation × 3600 s)."""
-    flops, peaks = _positives(5, 7, 1e20, 1e25), _positives(5, 8, 1e14, 2e15)
+    flops, peaks = log_uniform(5, 7, 1e20, 1e25), log_uniform(5, 8, 1e14, 2e15)
     utils = [0.1, 0.25, 0.4, 0.55, 0.9]
     cases = [
         Case(t, f"C={t[0]:.3g} at utilisation {t[2]}")

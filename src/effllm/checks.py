@@ -66,6 +66,13 @@ class Case:
     label: str = ""
 
 
+def log_uniform(n: int, seed: int, low: float, high: float) -> list[float]:
+    """``n`` seeded positive numbers spread evenly in log scale between ``low`` and ``high``:
+    test inputs for formulas whose arguments span orders of magnitude."""
+    rng = np.random.default_rng(seed)
+    return [float(x) for x in np.exp(rng.uniform(np.log(low), np.log(high), n))]
+
+
 def close(a: Any, b: Any, rtol: float = 1e-5, atol: float = 1e-6) -> bool:
     """Equal to round-off: tensors, arrays, numbers, and tuples or lists of them."""
     if isinstance(a, tuple | list) or isinstance(b, tuple | list):
