@@ -135,6 +135,6 @@ def test_fp8_training_swaps_only_the_block_linears_and_restores_them():
 
 def test_bytes_per_param():
     bf16, f8 = fp8.bytes_per_param("bf16"), fp8.bytes_per_param("fp8")
-    assert sum(bf16.values()) == 18 and sum(f8.values()) == 13
+    assert sum(bf16.values()) == 18 and sum(f8.values()) == pytest.approx(13, abs=1e-3)
     with pytest.raises(ValueError, match="'fp16'"):
         fp8.bytes_per_param("fp16")

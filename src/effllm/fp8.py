@@ -330,7 +330,8 @@ def fp8_training(model: nn.Module, recipe: Recipe) -> Iterator[nn.Module]:
 def bytes_per_param(recipe: str) -> dict[str, float]:
     """Bytes per parameter of what training keeps, for a BF16 or an FP8 ("fp8") recipe.
 
-    ``weights used in GEMMs``: the copy the matrix multiplications read (2 in BF16, 1 in FP8);
+    ``weights used in GEMMs``: the copy the matrix multiplications read (2 in BF16; 1 in FP8,
+    plus a float32 scale per 128 x 128 block);
     ``master weights`` and ``gradients``: float32 in both (V3 keeps master weights and
     gradients accumulated in FP32); ``optimizer state``: AdamW's two moments, float32 in the
     BF16 baseline, BF16 in V3.
@@ -339,7 +340,7 @@ def bytes_per_param(recipe: str) -> dict[str, float]:
         raise ValueError(f"recipe must be 'bf16' or 'fp8', got {recipe!r}")
     fp8 = recipe == "fp8"
     return {
-        "weights used in GEMMs": 1.0 if fp8 else 2.0,
+        "weights used in GEMMs": 1.0 + 4.0 / BLOCK**2 if fp8 else 2.0,
         "master weights": 4.0,
         "gradients": 4.0,
         "optimizer state": 2 * (2.0 if fp8 else 4.0),
