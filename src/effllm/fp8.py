@@ -200,20 +200,6 @@ def accumulate(
     return total + acc
 
 
-def dot_errors(
-    K: int, n: int = 64, bits: int = 14, promote_every: int | None = None, seed: int = 0
-) -> float:
-    """Mean relative error of n dot products of length K of FP8 (E4M3) inputs, summed in the
-    ``bits``-bit accumulator, against the exact (float64) sum. The inputs are positive, so the
-    partial sums only grow: the hard case for a short accumulator."""
-    g = torch.Generator().manual_seed(seed)
-    a = cast(torch.rand(n, K, generator=g) * 4)
-    b = cast(torch.rand(n, K, generator=g) * 4)
-    exact = (a.double() * b.double()).sum(-1)
-    got = accumulate(a * b, bits, promote_every)
-    return float(((got.double() - exact).abs() / exact.abs()).mean())
-
-
 # --- training --------------------------------------------------------------------------------
 
 
