@@ -9,7 +9,7 @@ import warnings
 import pytest
 import torch
 
-from effllm import presets, runtime
+from effllm import fp8, presets, runtime
 from effllm.grpo import GRPOConfig, train_grpo
 from effllm.model import Transformer
 from effllm.moe import balance_step
@@ -52,6 +52,8 @@ def test_gpu_presets_are_bigger_than_cpu_presets():
             assert big > 3 * small, (lab, name)
     cpu, gpu = (presets.PRESETS["grpo"][n] for n in ("cpu", "gpu"))
     assert Transformer(gpu.model).num_params() > 3 * Transformer(cpu.model).num_params()
+    cpu, gpu = (presets.PRESETS["fp8"][n].model() for n in ("cpu", "gpu"))
+    assert Transformer(gpu).num_params() > 3 * Transformer(cpu).num_params()
 
 
 def _one_step(cfg, lr: float, seq_len: int) -> None:
@@ -123,3 +125,18 @@ def test_grpo_gpu_preset_builds_and_takes_one_grpo_step_on_cpu():
     hist = train_grpo(model, task, cfg)
     assert len(hist) == 2 and hist["heldout_accuracy"].notna().all()
     assert math.isfinite(hist["loss"].iloc[1]) and hist["length"].iloc[1] >= 1
+
+
+@pytest.mark.parametrize("name", ["cpu", "gpu"])
+def test_fp8_presets_divide_into_v3_tiles_and_train_one_fp8_step(name):
+    p = presets.PRESETS["fp8"][name]
+    for size in (p.d_model, p.d_ff, p.batch * p.seq_len, *p.gemm_shape, *p.inner_dims):
+        assert size % fp8.BLOCK == 0, size
+    torch.manual_seed(0)
+    model = Transformer(p.model())
+    idx = torch.randint(0, 256, (2, p.seq_len + 1))  # 2 x seq_len tokens: whole tiles
+    with fp8.fp8_training(model, fp8.RECIPES["fine-grained"]):
+        loss = model(idx[:, :-1], idx[:, 1:])[1]
+        loss.backward()
+    assert torch.isfinite(loss)
+    assert model.blocks[0].ffn.w1.weight.grad.abs().sum() > 0

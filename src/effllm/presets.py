@@ -130,6 +130,41 @@ class GRPOLab:
 
 
 @dataclass(frozen=True)
+class FP8Lab:
+    """Lab 7: FP8 GEMMs simulated on the tiny transformer, and the sizes of the GEMM study.
+
+    ``d_model`` and ``d_ff`` are multiples of 128 and ``batch * seq_len`` too, so that every GEMM
+    input divides into V3's 1 x 128 tiles and 128 x 128 blocks.
+    """
+
+    name: str
+    d_model: int
+    n_layer: int
+    n_head: int
+    d_ff: int
+    seq_len: int
+    batch: int
+    steps: int
+    lr: float
+    eval_batches: int
+    chars_per_domain: int
+    outlier_gain: float  # section 4: size of the outlier channels the quantiser sees
+    gemm_shape: tuple[int, int, int]  # section 2: (M tokens, K inner, N outputs)
+    inner_dims: tuple[int, ...]  # section 3: dot-product lengths K
+    dots: int  # section 3: dot products per length
+
+    def model(self) -> ModelConfig:
+        """The transformer of section 4."""
+        return ModelConfig(
+            max_len=self.seq_len,
+            n_layer=self.n_layer,
+            d_model=self.d_model,
+            d_ff=self.d_ff,
+            attention=AttentionConfig(n_head=self.n_head),
+        )
+
+
+@dataclass(frozen=True)
 class MarketShock:
     """Lab 5: the event study of 27 January 2025."""
 
@@ -298,6 +333,42 @@ PRESETS: dict[str, dict[str, object]] = {
             rl=GRPOConfig(
                 steps=300, prompts_per_step=32, G=16, lr=5e-5, eval_every=20, eval_problems=500
             ),
+        ),
+    },
+    "fp8": {
+        "cpu": FP8Lab(
+            name="cpu",
+            d_model=128,
+            n_layer=2,
+            n_head=4,
+            d_ff=256,
+            seq_len=64,
+            batch=8,
+            steps=120,
+            lr=3e-3,
+            eval_batches=4,
+            chars_per_domain=50_000,
+            outlier_gain=1e5,
+            gemm_shape=(256, 512, 256),
+            inner_dims=(128, 512, 1024, 2048, 4096),
+            dots=64,
+        ),
+        "gpu": FP8Lab(
+            name="gpu",
+            d_model=512,
+            n_layer=6,
+            n_head=8,
+            d_ff=1536,
+            seq_len=256,
+            batch=32,
+            steps=2000,
+            lr=1e-3,
+            eval_batches=16,
+            chars_per_domain=400_000,
+            outlier_gain=1e5,
+            gemm_shape=(1024, 4096, 1024),
+            inner_dims=(128, 512, 1024, 2048, 4096, 8192, 16384),
+            dots=256,
         ),
     },
     "market_shock": _same(MarketShock),
