@@ -1,15 +1,14 @@
-"""The book's diagrams (effllm.diagrams), their data files and the committed SVGs (tools/figures.py)."""
+"""The book's diagrams (effllm.diagrams), their data and the committed SVGs (tools/figures.py)."""
 
 import re
 from pathlib import Path
 
 import figures
 import matplotlib.pyplot as plt
-import pandas as pd
 import pytest
 
-from effllm import diagrams, presets
 from effllm import deepseek_v3 as v3
+from effllm import diagrams, presets
 from effllm.attention import kv_cache_values_per_token
 from effllm.plotting import describe
 
@@ -137,4 +136,21 @@ def test_every_svg_in_the_book_is_used_and_has_alt_text_and_a_caption():
             caption = [line for line in body.splitlines() if line and not line.startswith(":")]
             assert caption, f"{page}: {path} has no caption"
     assert used == set(diagrams.FIGURES)
-    assert pd.Series([p for p in pages if "images/" in pages[p]]).size >= 6
+
+
+STORY = ["january-2025", "techniques", "geopolitics", "bill", "market", "economics", "press"]
+
+
+@pytest.mark.parametrize("page", STORY)
+def test_every_story_chapter_shows_a_figure_and_opens_in_short(page):
+    text = (ROOT / "book" / f"{page}.md").read_text()
+    assert "```{figure}" in text or "```{glue}" in text
+    title, rest = text.split("\n", 2)[0], text.split("\n", 2)[2]
+    assert title.startswith("# ") and rest.startswith("```{admonition} In short\n")
+    box = rest.split("```", 2)[1]
+    assert len([line for line in box.splitlines() if line.startswith("- ")]) == 3
+
+
+def test_techniques_shows_at_least_four_concept_diagrams():
+    text = (ROOT / "book" / "techniques.md").read_text()
+    assert text.count("```{figure} images/") >= 4

@@ -712,7 +712,7 @@ def rules_and_releases() -> Figure:
     ax.xaxis.set_minor_locator(mdates.MonthLocator(bymonth=(4, 7, 10)))
     ax.grid(axis="y", visible=False)
     ax.set_xlabel("date")
-    ax.set_title("Every DeepSeek release came after the H800 needed an export licence")
+    ax.set_title("Each release shown came after the H800 needed an export licence")
     add_source(fig, "effllm/data/timeline.csv (BIS rules, NVIDIA's filings, DeepSeek's releases)")
     return fig
 
