@@ -381,13 +381,13 @@ def mla_projections() -> Figure:
     _box(
         ax,
         (5.0, 4.3),
-        2.6,
+        3.0,
         0.9,
         f"RoPE key $k_t^R$: {dr} numbers,\nshared by all heads",
         size=8,
         **cache,
     )
-    _arrow(ax, (2.5, 4.3), (3.7, 4.3))
+    _arrow(ax, (2.5, 4.3), (3.5, 4.3))
     ax.text(3.1, 4.5, "$W^{KR}$, RoPE", fontsize=7.5, ha="center")
     ax.text(
         3.7,
@@ -430,7 +430,7 @@ def mla_projections() -> Figure:
     )
     _arrow(ax, (10.8, 7.8), (12.3, 5.5))
     _arrow(ax, (10.8, 2.9), (12.3, 4.3))
-    _arrow(ax, (6.3, 4.3), (11.3, 4.75), color=COLORS["deepseek"], ls="--")
+    _arrow(ax, (6.5, 4.3), (11.3, 4.75), color=COLORS["deepseek"], ls="--")
     # The absorbed form.
     ax.add_patch(Rectangle((6.9, 0.05), 7.05, 1.55, fc=_PALE, ec="#999999", lw=0.8))
     ax.text(
