@@ -644,9 +644,9 @@ def timeline() -> Figure:
         y = n - 1 - i
         color = CATEGORY_COLORS[row["category"]]
         ax.scatter([1.75], [y], s=42, color=color, zorder=2)
-        ax.text(1.55, y, f"{row['date']:%-d %b %Y}", ha="right", va="center", fontsize=8.5)
+        ax.text(1.55, y, f"{row['date']:%-d %b %Y}", ha="right", va="center", fontsize=9.5)
         weight = "bold" if row["date"] == EVENT else "normal"
-        ax.text(1.95, y, row["event"], va="center", fontsize=8.5, weight=weight)
+        ax.text(1.95, y, row["event"], va="center", fontsize=9.5, weight=weight)
         if i:
             days = (row["date"] - df["date"][i - 1]).days
             if days > 60:
@@ -662,7 +662,7 @@ def timeline() -> Figure:
     for category, color in CATEGORY_COLORS.items():
         ax.scatter([], [], color=color, label=category)
     ax.legend(loc="upper left", bbox_to_anchor=(0.0, 1.02), ncols=3, fontsize=8)
-    ax.set_title("The DeepSeek episode, from the export rules to the Nature paper (not to scale)")
+    ax.set_title("The DeepSeek episode in order (not to scale)")
     add_source(fig, "effllm/data/timeline.csv (one source per event: see the chapters)")
     return fig
 
