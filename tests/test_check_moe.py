@@ -1,7 +1,6 @@
 """Lab 2's checks (effllm.check_moe): the right function passes, each known mistake is rejected
 with its message, a result off by 1% (or one wrong expert index) is rejected."""
 
-
 import pytest
 import torch
 import torch.nn.functional as F

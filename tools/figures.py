@@ -6,12 +6,15 @@ every run, or check that the committed ones are up to date.
     python tools/figures.py --png DIR  # also write PNGs to DIR, to look at them
 
 The SVGs are committed so that the book builds without running this; a unit test runs --check.
+Another matplotlib may write other bytes for the same figure, so the check compares bytes only
+under the matplotlib version that drew the committed files, and says so otherwise.
 """
 
 from __future__ import annotations
 
 import argparse
 import io
+import re
 import sys
 from pathlib import Path
 
@@ -37,6 +40,12 @@ def render(name: str) -> bytes:
     return buf.getvalue()
 
 
+def drawn_with(folder: Path = IMAGES) -> set[str]:
+    """The matplotlib versions that drew the SVGs in ``folder`` (from their metadata)."""
+    found = (re.search(rb"Matplotlib v([0-9][\w.]*)", p.read_bytes()) for p in folder.glob("*.svg"))
+    return {m.group(1).decode() for m in found if m}
+
+
 def stale(folder: Path = IMAGES) -> list[str]:
     """Names of the diagrams whose SVG in ``folder`` is missing or differs from a fresh render."""
     out = []
@@ -53,6 +62,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--png", type=Path, help="also write PNGs to this folder")
     args = parser.parse_args(argv)
     if args.check:
+        if drawn_with() != {matplotlib.__version__}:
+            print(
+                f"book/images was drawn with matplotlib {sorted(drawn_with())}, this is "
+                f"{matplotlib.__version__}: redraw it with python tools/figures.py"
+            )
+            return 1
         bad = stale()
         for name in bad:
             print(f"book/images/{name}.svg is out of date: run python tools/figures.py")
