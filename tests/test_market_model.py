@@ -10,9 +10,13 @@ import pytest
 from effllm.markets import (
     MIN_ESTIMATION_DAYS,
     check_claim,
+    closes,
     event_study,
     fit_market_model,
+    load_prices,
+    market_value_change,
     max_drawdown,
+    recovery_date,
 )
 
 
@@ -105,3 +109,47 @@ def test_check_claim_nearly_needs_the_same_sign_and_a_figure_at_most_5pct_above(
     assert check_claim("100", 94.9, "nearly") == "wrong"
     assert check_claim("100", 100.1, "nearly") == "wrong"  # the data above the figure
     assert check_claim("0", 0.0, "nearly") == "wrong"
+
+
+def test_check_claim_about_above_below_and_words_at_their_boundaries():
+    assert check_claim("100", 105.0, "about") == "right"  # 5% either way
+    assert check_claim("100", 95.0, "about") == "right"
+    assert check_claim("100", 105.5, "about") == "wrong"
+    assert check_claim("100", 150.0, "about") == "wrong"
+    assert check_claim("100", 100.0, "below") == "wrong"  # "below 100" excludes 100 itself
+    assert check_claim("100", 99.9, "below") == "right"
+    assert check_claim("100", 100.0, "above") == "wrong"
+    assert check_claim("100", 100.1, "above") == "right"
+    assert check_claim("Monday", "monday") == "right"  # words compare without case
+    assert check_claim(" monday", "MONDAY ") == "right"
+    assert check_claim("Monday", "Tuesday") == "wrong"
+
+
+def test_a_window_that_opens_on_the_first_return_leaves_nothing_to_estimate_on():
+    returns = _returns(MIN_ESTIMATION_DAYS + 3)
+    with pytest.raises(ValueError, match="estimation window of 0 returns: 0 are available"):
+        event_study(returns, "A", "M", returns.index[1])  # window (-1, 1) opens on day 0
+    with pytest.raises(ValueError, match="runs outside the returns"):
+        event_study(returns, "A", "M", returns.index[0])
+
+
+def test_closes_of_one_day_and_a_reversed_range():
+    prices = load_prices()
+    one = closes(prices, ["NVDA"], start="2025-01-27", end="2025-01-27")
+    assert list(one.index) == [pd.Timestamp("2025-01-27")] and one["NVDA"].iloc[0] == 118.42
+    with pytest.raises(ValueError, match="start 2025-01-28 is after end 2025-01-27"):
+        closes(prices, ["NVDA"], start="2025-01-28", end="2025-01-27")
+
+
+def test_recovery_is_counted_after_the_given_day_only():
+    dates = pd.bdate_range("2025-01-06", periods=4)
+    close = pd.Series([100.0, 80.0, 90.0, 101.0], index=dates)
+    assert recovery_date(close, 100.0, dates[0]) == dates[3]  # the day itself does not count
+    assert recovery_date(close, 200.0, dates[0]) is None
+
+
+def test_market_value_change_names_the_bad_close():
+    with pytest.raises(ValueError, match="^close must be positive"):
+        market_value_change(100.0, -1.0, 1e9)
+    with pytest.raises(ValueError, match="^prev_close must be positive"):
+        market_value_change(-1.0, 100.0, 1e9)
