@@ -270,3 +270,20 @@ def test_train_grpo_uses_the_configs_reward_weights_and_top_k():
     # counted from the text, not from the reward).
     assert (runs[(0.0, 0.0)]["reward"].iloc[1:] == 0).all()
     assert (runs[(0.1, 1.0)]["reward"].iloc[1:] >= 0).all()
+
+
+def test_score_grades_each_sample_against_its_own_problem():
+    """Two problems, G = 2: right, wrong, untagged and cut-off answers, graded row by row."""
+    from types import SimpleNamespace
+
+    from effllm.rl_tasks import Problem
+
+    problems = [Problem(40, 55, 2), Problem(12, 30, 2)]  # answers 95 and 42
+    rollout = SimpleNamespace(
+        texts=lambda: ["<95>", "<42>", "42", "<42>"],
+        finished=torch.tensor([True, True, True, False]),
+    )
+    rewards, correct, formed = score(rollout, problems, 2, format_reward=0.1, accuracy_reward=1.0)
+    torch.testing.assert_close(rewards, torch.tensor([[1.1, 0.1], [0.0, 0.0]]))
+    assert correct.tolist() == [[True, False], [False, False]]
+    assert formed.tolist() == [[True, True], [False, False]]
