@@ -34,6 +34,8 @@ from torch import nn
 
 ROUTERS = ("sigmoid", "softmax")
 BALANCING = ("none", "aux_loss", "bias")
+# Labels of the layer's steps in a torch.profiler trace (tools/benchmarks/moe.py reads them).
+PHASES = ("routing", "dispatch", "experts", "combine")
 
 
 @dataclass(frozen=True)
@@ -110,83 +112,84 @@ class Gate(nn.Module):
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """x: (tokens, d_model) -> s (tokens, N_r), g (tokens, K_r), experts chosen (tokens, K_r)"""
-        logits = F.linear(x, self.weight)
+        # Experts as rows: (N_r, tokens) logits come from a wide matrix multiply, faster than
+        # (tokens, N_r) with only N_r columns; scores is a transposed view of them.
+        logits = self.weight @ x.t()
         if self.cfg.router == "sigmoid":
-            scores = torch.sigmoid(logits)
+            scores = torch.sigmoid(logits).t()
         else:
-            scores = torch.softmax(logits, dim=-1)
+            scores = torch.softmax(logits, dim=0).t()
         # The bias decides which experts are chosen, not how much they count.
-        indices = torch.topk(scores.detach() + self.bias, self.cfg.top_k, dim=-1).indices
+        indices = top_k((scores.detach() + self.bias).contiguous(), self.cfg.top_k)
         weights = scores.gather(1, indices)
         if self.cfg.router == "sigmoid":
             weights = weights / weights.sum(dim=-1, keepdim=True)
         return scores, weights * self.cfg.route_scale, indices
 
 
-class _GroupedSwiGLU(torch.autograd.Function):
-    """Rows grouped by expert through their expert's SwiGLU, each row scaled by its gate weight.
+def top_k(key: torch.Tensor, k: int) -> torch.Tensor:
+    """Indices of the k largest entries of each row, largest first, ties to the lower index.
 
-    Forward: ``y_r = w2[e] ((silu(x_r w1[e]) * x_r w3[e]) * g_r)`` for the rows r of group e, with
-    ``w13[e] = [w1[e] | w3[e]]``. One matrix multiply per expert and per step, on contiguous
-    slices, in both passes; the backward is written out so autograd does not record one node per
-    expert.
+    key: (tokens, N_r), overwritten. The same choice as ``torch.topk(key, k).indices`` (up to
+    ties), by k passes of ``max``: on a CPU, ``topk`` over a last dimension of a few dozen
+    experts costs about ten times as much.
+    """
+    picks = []
+    for j in range(k):
+        picks.append(key.max(dim=-1, keepdim=True).indices)
+        if j < k - 1:
+            key.scatter_(-1, picks[-1], float("-inf"))
+    return torch.cat(picks, dim=-1)
+
+
+class _GroupedMM(torch.autograd.Function):
+    """``y[rows of group e] = x[rows of group e] @ w[e]``: one matrix multiply per group.
+
+    Autograd would record one node per group and per slice; this records one for all groups.
+    With ``transposed_out`` the output is column-major (a transposed view of a (n, rows)
+    tensor), so that slices of its columns, such as the halves of the fused w1/w3 output, are
+    contiguous. Gradients keep the layout of their tensor.
     """
 
     @staticmethod
-    def forward(ctx, xs, gates, w13, w2, counts):
-        h = w2.shape[1]
-        hid = xs.new_empty(xs.shape[0], 2 * h)
-        for x_e, h_e, w_e in zip(xs.split(counts), hid.split(counts), w13, strict=True):
-            torch.mm(x_e, w_e, out=h_e)
-        h1, h3 = hid.chunk(2, dim=-1)
-        act = F.silu(h1)
-        a = act * h3
-        ag = a * gates[:, None]
-        ys = xs.new_empty(xs.shape[0], w2.shape[2])
-        for a_e, y_e, w_e in zip(ag.split(counts), ys.split(counts), w2, strict=True):
-            torch.mm(a_e, w_e, out=y_e)
-        ctx.save_for_backward(xs, gates, w13, w2, hid, act, a, ag)
+    def forward(ctx, x, w, counts, transposed_out):
+        n = w.shape[2]
+        y = x.new_empty(n, x.shape[0]).t() if transposed_out else x.new_empty(x.shape[0], n)
+        for x_e, w_e, y_e in zip(x.split(counts), w, y.split(counts), strict=True):
+            torch.mm(x_e, w_e, out=y_e)
+        ctx.save_for_backward(x, w)
         ctx.counts = counts
-        return ys
+        return y
 
     @staticmethod
-    def backward(ctx, dys):
-        xs, gates, w13, w2, hid, act, a, ag = ctx.saved_tensors
-        counts, dys = ctx.counts, dys.contiguous()
-        d_ag, dw2 = xs.new_empty(a.shape), torch.empty_like(w2)
-        for dy_e, ag_e, w_e, dag_e, dw_e in zip(
-            dys.split(counts), ag.split(counts), w2, d_ag.split(counts), dw2, strict=True
+    def backward(ctx, dy):
+        x, w = ctx.saved_tensors
+        dx, dw = torch.empty_like(x), torch.empty_like(w)
+        for dy_e, x_e, w_e, dx_e, dw_e in zip(
+            dy.split(ctx.counts), x.split(ctx.counts), w, dx.split(ctx.counts), dw, strict=True
         ):
-            torch.mm(dy_e, w_e.t(), out=dag_e)
-            torch.mm(ag_e.t(), dy_e, out=dw_e)
-        d_gates = torch.linalg.vecdot(d_ag, a)
-        da = d_ag.mul_(gates[:, None])
-        h1, h3 = hid.chunk(2, dim=-1)
-        d_hid = torch.empty_like(hid)
-        dh1, dh3 = d_hid.chunk(2, dim=-1)
-        torch.mul(da, act, out=dh3)
-        torch.ops.aten.silu_backward.grad_input(da.mul_(h3), h1, grad_input=dh1)
-        dxs, dw13 = torch.empty_like(xs), torch.empty_like(w13)
-        for dh_e, x_e, w_e, dx_e, dw_e in zip(
-            d_hid.split(counts), xs.split(counts), w13, dxs.split(counts), dw13, strict=True
-        ):
-            torch.mm(dh_e, w_e.t(), out=dx_e)
-            torch.mm(x_e.t(), dh_e, out=dw_e)
-        return dxs, d_gates, dw13, dw2, None
+            torch.mm(dy_e, w_e.t(), out=dx_e)
+            torch.mm(x_e.t(), dy_e, out=dw_e)
+        return dx, dw, None, None
 
 
 def grouped_swiglu(
     xs: torch.Tensor, gates: torch.Tensor, w13: torch.Tensor, w2: torch.Tensor, counts: list[int]
 ) -> torch.Tensor:
-    """Run consecutive blocks of rows through their own expert.
+    """Run consecutive blocks of rows through their own expert, each row scaled by its gate.
 
-    xs: (rows, d_model), sorted so that the first ``counts[0]`` rows go to expert 0, and so on;
-    gates: (rows,) weight of each row; w13: (experts, d_model, 2 * d_expert); w2: (experts,
-    d_expert, d_model). Returns (rows, d_model).
+    ``y_r = w2[e] ((silu(x_r w1[e]) * x_r w3[e]) * g_r)`` for the rows r of group e, with
+    ``w13[e] = [w1[e] | w3[e]]``. xs: (rows, d_model), sorted so that the first ``counts[0]``
+    rows go to expert 0, and so on; gates: (rows,) weight g_r of each row; w13: (experts,
+    d_model, 2 * d_expert); w2: (experts, d_expert, d_model). Returns (rows, d_model).
     """
     if sum(counts) != xs.shape[0] or len(counts) != w13.shape[0]:
         raise ValueError(f"counts {counts} do not split {xs.shape[0]} rows over {w13.shape[0]}")
-    return _GroupedSwiGLU.apply(xs, gates, w13, w2, counts)
+    # Hidden units as rows, tokens as columns: h1 and h3 are contiguous, so the elementwise
+    # operations run on long contiguous rows instead of short strided ones.
+    h1, h3 = _GroupedMM.apply(xs, w13, counts, True).t().chunk(2)
+    a = F.silu(h1) * h3 * gates
+    return _GroupedMM.apply(a.t(), w2, counts, False)
 
 
 def run_experts(
@@ -206,22 +209,27 @@ def run_experts(
     counts (N_r,), the tokens routed to each expert.
     """
     T, ns = x.shape[0], n_shared
-    n_routed, top_k = w13.shape[0] - ns, indices.shape[1]
-    with torch.no_grad():
-        # Sort the (token, expert) pairs by expert, once.
-        flat = indices.flatten()
-        order = flat.argsort(stable=True)
-        counts = torch.bincount(flat, minlength=n_routed)
-        rows = order // top_k  # the token of each sorted pair
-    # Routed experts: each token is copied once per chosen expert, in expert order.
-    gates = weights.flatten()[order]
-    ys = grouped_swiglu(x.index_select(0, rows), gates, w13[ns:], w2[ns:], counts.tolist())
-    if not ns:
-        return torch.zeros_like(x).index_add(0, rows, ys), counts
-    # Shared experts see every token in its place: no gather (a view when ns == 1).
-    xs = x.expand(ns, T, x.shape[1]).reshape(ns * T, x.shape[1])
-    shared = grouped_swiglu(xs, x.new_ones(ns * T), w13[:ns], w2[:ns], [T] * ns)
-    return shared.view(ns, T, -1).sum(dim=0).index_add(0, rows, ys), counts
+    n_routed = w13.shape[0] - ns
+    with torch.profiler.record_function("dispatch"):
+        with torch.no_grad():
+            # Sort the (token, expert) pairs by expert, once; within an expert, tokens keep
+            # their order.
+            flat = indices.t().flatten()  # pair k * T + t: token t's k-th choice
+            order = flat.argsort(stable=True)
+            counts = torch.bincount(flat, minlength=n_routed)
+            rows = order % T  # the token of each sorted pair
+        # Routed experts: each token is copied once per chosen expert, in expert order.
+        gates = weights.t().flatten()[order]
+        xr = x.index_select(0, rows)
+    with torch.profiler.record_function("experts"):
+        ys = grouped_swiglu(xr, gates, w13[ns:], w2[ns:], counts.tolist())
+        if ns:
+            # Shared experts see every token in its place: no gather (a view when ns == 1).
+            xs = x.expand(ns, T, x.shape[1]).reshape(ns * T, x.shape[1])
+            shared = grouped_swiglu(xs, x.new_ones(ns * T), w13[:ns], w2[:ns], [T] * ns)
+    with torch.profiler.record_function("combine"):
+        out = shared.view(ns, T, -1).sum(dim=0) if ns else torch.zeros_like(x)
+        return out.index_add(0, rows, ys), counts
 
 
 class MoE(nn.Module):
@@ -249,7 +257,8 @@ class MoE(nn.Module):
         """x: (batch, seq, d_model) -> (batch, seq, d_model)"""
         shape = x.shape
         x = x.reshape(-1, shape[-1])
-        scores, weights, indices = self.gate(x)
+        with torch.profiler.record_function("routing"):
+            scores, weights, indices = self.gate(x)
         out, counts = run_experts(x, weights, indices, self.w13, self.w2, self.cfg.n_shared)
         self.counts, self.indices = counts.detach(), indices.detach()
         self.aux_loss = None
