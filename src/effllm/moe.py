@@ -17,10 +17,11 @@ extra loss ``alpha * sum_i f_i P_i`` that is smallest when tokens spread evenly;
 DeepSeek-V3's auxiliary-loss-free method, which after every optimiser step moves each b_i by a
 fixed step gamma: down for overloaded experts, up for underloaded ones.
 
-Only the selected experts run on a token. The layer sorts the (token, expert) pairs by expert once
-and runs each routed expert on one contiguous block of rows (a grouped matrix multiply); shared
-experts run on the tokens where they are. The work is that of the active parameters plus a gather
-and a scatter of the routed rows and the router itself.
+Only the selected experts run on a token. The layer sorts the (token, expert) pairs by expert once;
+each routed expert gathers the rows of its tokens, multiplies them by its weights and adds its
+gate-weighted output back into its tokens' rows (a grouped matrix multiply); shared experts run on
+the tokens where they are. The work is that of the active parameters plus the gathers, the
+scatters and the router itself.
 """
 
 from __future__ import annotations
@@ -35,7 +36,7 @@ from torch import nn
 ROUTERS = ("sigmoid", "softmax")
 BALANCING = ("none", "aux_loss", "bias")
 # Labels of the layer's steps in a torch.profiler trace (tools/benchmarks/moe.py reads them).
-PHASES = ("routing", "dispatch", "experts", "combine")
+PHASES = ("routing", "dispatch", "experts")
 
 
 @dataclass(frozen=True)
@@ -143,53 +144,100 @@ def top_k(key: torch.Tensor, k: int) -> torch.Tensor:
 
 
 class _GroupedMM(torch.autograd.Function):
-    """``y[rows of group e] = x[rows of group e] @ w[e]``: one matrix multiply per group.
+    """One matrix multiply per expert on the rows of its tokens, gathered or scattered.
 
-    Autograd would record one node per group and per slice; this records one for all groups.
-    With ``transposed_out`` the output is column-major (a transposed view of a (n, rows)
-    tensor), so that slices of its columns, such as the halves of the fused w1/w3 output, are
-    contiguous. Gradients keep the layout of their tensor.
+    ``rows`` lists the token of each (token, expert) pair, sorted by expert: the first
+    ``counts[0]`` pairs are expert 0's, and so on; the first ``n_shared`` experts take every
+    token in order, and use x or y in place instead of gathering or scattering.
+
+    Without ``gates`` (gather): x is (tokens, k) and the result (pairs, n) holds
+    ``x[token] @ w[e]`` for each pair, column-major (a transposed view of an (n, pairs)
+    tensor), so that slices of its columns, the halves of the fused w1/w3 output, are
+    contiguous. With ``gates`` (combine): x is (pairs, k), gates (routed pairs,) the weights
+    g of the routed pairs, and the result (tokens, n) sums each pair's ``g x[pair] @ w[e]``
+    into its token's row (g = 1 for shared experts). Each expert gathers and scatters its own
+    rows, so no (pairs, d_model) copy of the tokens is made; autograd records one node for all
+    experts.
     """
 
     @staticmethod
-    def forward(ctx, x, w, counts, transposed_out):
-        n = w.shape[2]
-        y = x.new_empty(n, x.shape[0]).t() if transposed_out else x.new_empty(x.shape[0], n)
-        for x_e, w_e, y_e in zip(x.split(counts), w, y.split(counts), strict=True):
-            torch.mm(x_e, w_e, out=y_e)
-        ctx.save_for_backward(x, w)
-        ctx.counts = counts
+    def forward(ctx, x, w, rows, counts, n_shared, gates, tokens):
+        pairs = rows.split(counts)
+        if gates is None:
+            y = x.new_empty(w.shape[2], rows.shape[0]).t()
+            for e, (w_e, r_e, y_e) in enumerate(zip(w, pairs, y.split(counts), strict=True)):
+                torch.mm(x if e < n_shared else x.index_select(0, r_e), w_e, out=y_e)
+        else:
+            y = x.new_zeros(tokens, w.shape[2])
+            g = [None] * n_shared + list(gates.split(counts[n_shared:]))
+            for x_e, w_e, r_e, g_e in zip(x.split(counts), w, pairs, g, strict=True):
+                if g_e is None:
+                    y.addmm_(x_e, w_e)
+                else:
+                    y.index_add_(0, r_e, (x_e @ w_e).mul_(g_e[:, None]))
+        ctx.save_for_backward(x, w, rows, gates)
+        ctx.counts, ctx.n_shared = counts, n_shared
         return y
 
     @staticmethod
     def backward(ctx, dy):
-        x, w = ctx.saved_tensors
-        dx, dw = torch.empty_like(x), torch.empty_like(w)
-        for dy_e, x_e, w_e, dx_e, dw_e in zip(
-            dy.split(ctx.counts), x.split(ctx.counts), w, dx.split(ctx.counts), dw, strict=True
+        x, w, rows, gates = ctx.saved_tensors
+        counts, pairs, ns = ctx.counts, rows.split(ctx.counts), ctx.n_shared
+        dw = torch.empty_like(w)
+        if gates is None:
+            dx = torch.zeros_like(x)
+            for e, (dy_e, w_e, r_e, dw_e) in enumerate(
+                zip(dy.split(counts), w, pairs, dw, strict=True)
+            ):
+                if e < ns:
+                    dx.addmm_(dy_e, w_e.t())
+                    torch.mm(x.t(), dy_e, out=dw_e)
+                else:
+                    dx.index_add_(0, r_e, dy_e @ w_e.t())
+                    torch.mm(x.index_select(0, r_e).t(), dy_e, out=dw_e)
+            return dx, dw, None, None, None, None, None
+        dx, d_gates = torch.empty_like(x), torch.empty_like(gates)
+        routed = zip(gates.split(counts[ns:]), d_gates.split(counts[ns:]), strict=True)
+        g = [None] * ns + list(routed)
+        for x_e, w_e, r_e, dx_e, dw_e, g_e in zip(
+            x.split(counts), w, pairs, dx.split(counts), dw, g, strict=True
         ):
-            torch.mm(dy_e, w_e.t(), out=dx_e)
-            torch.mm(x_e.t(), dy_e, out=dw_e)
-        return dx, dw, None, None
+            if g_e is None:
+                torch.mm(dy, w_e.t(), out=dx_e)
+                torch.mm(x_e.t(), dy, out=dw_e)
+                continue
+            (g_e, dg_e), dy_e = g_e, dy.index_select(0, r_e)
+            torch.mm(dy_e, w_e.t(), out=dx_e)  # d(g y)/dx = g dy w^T; dg = dy . (x w)
+            torch.linalg.vecdot(dx_e, x_e, out=dg_e)
+            dx_e.mul_(g_e[:, None])
+            torch.mm(x_e.t(), dy_e.mul_(g_e[:, None]), out=dw_e)
+        return dx, dw, None, None, None, d_gates, None
 
 
 def grouped_swiglu(
-    xs: torch.Tensor, gates: torch.Tensor, w13: torch.Tensor, w2: torch.Tensor, counts: list[int]
+    x: torch.Tensor,
+    gates: torch.Tensor,
+    w13: torch.Tensor,
+    w2: torch.Tensor,
+    rows: torch.Tensor,
+    counts: list[int],
+    n_shared: int = 0,
 ) -> torch.Tensor:
-    """Run consecutive blocks of rows through their own expert, each row scaled by its gate.
+    """Sum over each token's experts of ``g * w2[e](silu(x w1[e]) * x w3[e])``.
 
-    ``y_r = w2[e] ((silu(x_r w1[e]) * x_r w3[e]) * g_r)`` for the rows r of group e, with
-    ``w13[e] = [w1[e] | w3[e]]``. xs: (rows, d_model), sorted so that the first ``counts[0]``
-    rows go to expert 0, and so on; gates: (rows,) weight g_r of each row; w13: (experts,
-    d_model, 2 * d_expert); w2: (experts, d_expert, d_model). Returns (rows, d_model).
+    x: (tokens, d_model); rows: (pairs,) the token of each (token, expert) pair, sorted so that
+    the first ``counts[0]`` pairs go to expert 0, and so on; the first ``n_shared`` experts take
+    every token in order, with g = 1; gates: (pairs - n_shared * tokens,) the weight g of each
+    routed pair; w13: (experts, d_model, 2 * d_expert) with ``w13[e] = [w1[e] | w3[e]]``; w2:
+    (experts, d_expert, d_model). Returns (tokens, d_model).
     """
-    if sum(counts) != xs.shape[0] or len(counts) != w13.shape[0]:
-        raise ValueError(f"counts {counts} do not split {xs.shape[0]} rows over {w13.shape[0]}")
-    # Hidden units as rows, tokens as columns: h1 and h3 are contiguous, so the elementwise
-    # operations run on long contiguous rows instead of short strided ones.
-    h1, h3 = _GroupedMM.apply(xs, w13, counts, True).t().chunk(2)
-    a = F.silu(h1) * h3 * gates
-    return _GroupedMM.apply(a.t(), w2, counts, False)
+    if sum(counts) != rows.shape[0] or len(counts) != w13.shape[0]:
+        raise ValueError(f"counts {counts} do not split {rows.shape[0]} rows over {w13.shape[0]}")
+    # Hidden units as rows, pairs as columns: h1 and h3 are contiguous, so the elementwise
+    # operations run along long contiguous rows instead of short strided ones.
+    h1, h3 = _GroupedMM.apply(x, w13, rows, counts, n_shared, None, 0).t().chunk(2)
+    a = F.silu(h1) * h3
+    return _GroupedMM.apply(a.t(), w2, rows, counts, n_shared, gates, x.shape[0])
 
 
 def run_experts(
@@ -213,23 +261,15 @@ def run_experts(
     with torch.profiler.record_function("dispatch"):
         with torch.no_grad():
             # Sort the (token, expert) pairs by expert, once; within an expert, tokens keep
-            # their order.
+            # their order. Each shared expert takes every token.
             flat = indices.t().flatten()  # pair k * T + t: token t's k-th choice
             order = flat.argsort(stable=True)
             counts = torch.bincount(flat, minlength=n_routed)
-            rows = order % T  # the token of each sorted pair
-        # Routed experts: each token is copied once per chosen expert, in expert order.
+            rows = torch.cat([torch.arange(T, device=x.device).repeat(ns), order % T])
         gates = weights.t().flatten()[order]
-        xr = x.index_select(0, rows)
     with torch.profiler.record_function("experts"):
-        ys = grouped_swiglu(xr, gates, w13[ns:], w2[ns:], counts.tolist())
-        if ns:
-            # Shared experts see every token in its place: no gather (a view when ns == 1).
-            xs = x.expand(ns, T, x.shape[1]).reshape(ns * T, x.shape[1])
-            shared = grouped_swiglu(xs, x.new_ones(ns * T), w13[:ns], w2[:ns], [T] * ns)
-    with torch.profiler.record_function("combine"):
-        out = shared.view(ns, T, -1).sum(dim=0) if ns else torch.zeros_like(x)
-        return out.index_add(0, rows, ys), counts
+        out = grouped_swiglu(x, gates, w13, w2, rows, [T] * ns + counts.tolist(), ns)
+    return out, counts
 
 
 class MoE(nn.Module):

@@ -3,7 +3,7 @@
 ``python tools/bench.py moe``. Sizes are those of lab 2's presets (from :mod:`effllm.presets`,
 which the lab and its unit tests read too): one batch of ``batch * seq_len`` tokens through
 
-- the course's :class:`~effllm.moe.MoE` (sorted pairs, one batched matrix multiply per step);
+- the course's :class:`~effllm.moe.MoE` (pairs sorted by expert, a grouped matrix multiply);
 - :class:`ExpertLoop`, the same layer written as DeepSeek-V3's reference ``MoE.forward`` writes
   it: for every expert that received tokens, find them with ``where``, run the expert on them
   and add its gate-weighted output back in place, then add the shared experts;
@@ -12,10 +12,11 @@ which the lab and its unit tests read too): one batch of ``batch * seq_len`` tok
 
 All run on the CPU, at the CPU preset's sizes (the lab's) and at the GPU preset's (where the
 router and the dispatch weigh less against the matrix multiplies). A profile of the course's
-layer then splits its step into routing, dispatch, expert matrix multiplies and combine, by the
-``record_function`` labels of :mod:`effllm.moe`; backward operations count for the phase whose
-forward operation created them. Goals: MoE / dense <= 4.0x at the lab's size, <= 1.3x at the
-GPU preset's, and the MoE at least twice as fast as the loop at both.
+layer then splits its step into routing, dispatch, expert matrix multiplies, SwiGLU and
+combine, by the ``record_function`` labels of :mod:`effllm.moe` and the operations' names;
+backward operations count for the phase whose forward operation created them. Goals: MoE /
+dense <= 4.0x at the lab's size, <= 1.3x at the GPU preset's, and the MoE at least twice as
+fast as the loop at both.
 """
 
 from __future__ import annotations
@@ -106,12 +107,25 @@ def compare(
     return {name: statistics.median(t) for name, t in times.items()}
 
 
-def phase_shares(moe: MoE, x: torch.Tensor, steps: int = 10) -> dict[str, float]:
-    """Share of the profiled forward + backward CPU time spent in each phase of ``moe``.
+# Inside the experts' step, what an operation does; gathers count as dispatch, scatters as
+# combine, in either pass (the backward of a gather is a scatter and the reverse).
+EXPERT_OPS = {
+    "aten::mm": "expert GEMMs",
+    "aten::addmm_": "expert GEMMs",
+    "aten::index_select": "dispatch",
+    "aten::index_add_": "combine",
+}
+SHARES = ("routing", "dispatch", "expert GEMMs", "SwiGLU and bookkeeping", "combine", "other")
 
-    A forward operation belongs to the innermost :data:`effllm.moe.PHASES` label around it; a
-    backward operation to the phase of the forward operation that recorded it (the autograd
-    sequence number links the two). Time outside any phase is ``other``.
+
+def phase_shares(moe: MoE, x: torch.Tensor, steps: int = 10) -> dict[str, float]:
+    """Share of the profiled forward + backward CPU time spent in each step of ``moe``.
+
+    An operation belongs to the innermost :data:`effllm.moe.PHASES` label around it, or, in
+    the backward pass, to the label of the forward operation that recorded it (the autograd
+    sequence number links the two). Inside ``experts``, matrix multiplies are expert GEMMs,
+    gathers dispatch, scatters combine, and the rest (SwiGLU's elementwise operations, the
+    Python loop over experts) ``SwiGLU and bookkeeping``. Time outside any label is ``other``.
     """
     x = x.detach().requires_grad_(True)
     grad = torch.randn_like(x)
@@ -122,30 +136,30 @@ def phase_shares(moe: MoE, x: torch.Tensor, steps: int = 10) -> dict[str, float]
             moe.zero_grad(set_to_none=True)
     events = prof.events()
 
-    def phase_of(e) -> str | None:
+    def label_of(e) -> str | None:
         while e is not None:
             if e.name in PHASES:
                 return e.name
+            if e.name.startswith("autograd::engine::evaluate_function"):
+                return seq_phase.get(e.sequence_nr)
             e = e.cpu_parent
         return None
 
-    seq_phase = {}
+    seq_phase: dict[int, str | None] = {}
     for e in events:
-        forward_op = e.sequence_nr >= 0 and not e.name.startswith("autograd::")
-        if forward_op and (p := phase_of(e)) is not None:
-            seq_phase.setdefault(e.sequence_nr, p)
+        if e.sequence_nr >= 0 and not e.name.startswith("autograd::"):
+            seq_phase.setdefault(e.sequence_nr, label_of(e))
     total_us: dict[str, float] = defaultdict(float)
     for e in events:
-        if e.cpu_parent is not None:
-            continue  # count top-level events only, with their children
-        if e.name in PHASES:
-            total_us[e.name] += e.cpu_time_total
-        elif e.name.startswith("autograd::engine::evaluate_function"):
-            total_us[seq_phase.get(e.sequence_nr, "other")] += e.cpu_time_total
-        elif e.name not in ("ProfilerStep*",):
-            total_us["other"] += e.cpu_time_total
+        share = label_of(e) or "other"
+        if share == "experts":
+            op = e
+            while op is not None and op.name not in EXPERT_OPS:
+                op = op.cpu_parent
+            share = "SwiGLU and bookkeeping" if op is None else EXPERT_OPS[op.name]
+        total_us[share] += e.self_cpu_time_total
     whole = sum(total_us.values())
-    return {p: total_us[p] / whole for p in (*PHASES, "other")}
+    return {p: total_us[p] / whole for p in SHARES}
 
 
 def _report() -> str:
@@ -174,7 +188,7 @@ def _report() -> str:
             f"{res['loop'] / res['moe']:>8.2f}x"
         )
         s = phase_shares(moe, torch.randn(tokens, cfg.d_model))
-        shares.append(f"{name:<4} " + "  ".join(f"{p} {v:5.1%}" for p, v in s.items()))
+        shares.append(f"{name:<4} " + ", ".join(f"{p} {v:.0%}" for p, v in s.items()))
     lines.append(
         "goals: MoE/dense <= 4.0x at the lab's (cpu) size and <= 1.3x at the gpu size; "
         "loop/MoE >= 2x at both"
