@@ -206,8 +206,9 @@ class _GroupedMM(torch.autograd.Function):
                 torch.mm(dy, w_e.t(), out=dx_e)
                 torch.mm(x_e.t(), dy, out=dw_e)
                 continue
+            # For z = x w scaled by g: dx = g dz w^T, dg = dz . z = (dz w^T) . x, dw = x^T g dz.
             (g_e, dg_e), dy_e = g_e, dy.index_select(0, r_e)
-            torch.mm(dy_e, w_e.t(), out=dx_e)  # d(g y)/dx = g dy w^T; dg = dy . (x w)
+            torch.mm(dy_e, w_e.t(), out=dx_e)
             torch.linalg.vecdot(dx_e, x_e, out=dg_e)
             dx_e.mul_(g_e[:, None])
             torch.mm(x_e.t(), dy_e.mul_(g_e[:, None]), out=dw_e)
