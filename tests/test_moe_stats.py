@@ -98,14 +98,14 @@ def test_a_single_routed_expert_takes_every_token():
 
 
 def test_grouped_swiglu_rejects_counts_that_do_not_split_the_rows():
-    xs, gates = torch.randn(5, 4), torch.ones(5)
+    x, rows, gates = torch.randn(3, 4), torch.tensor([0, 1, 2, 0, 2]), torch.ones(5)
     w13, w2 = torch.randn(2, 4, 6), torch.randn(2, 3, 4)
-    assert grouped_swiglu(xs, gates, w13, w2, [2, 3]).shape == (5, 4)
-    assert grouped_swiglu(xs, gates, w13, w2, [0, 5]).shape == (5, 4)
+    assert grouped_swiglu(x, gates, w13, w2, rows, [2, 3]).shape == (3, 4)
+    assert grouped_swiglu(x, gates, w13, w2, rows, [0, 5]).shape == (3, 4)
     with pytest.raises(ValueError, match=r"counts \[2, 2\] do not split 5 rows over 2"):
-        grouped_swiglu(xs, gates, w13, w2, [2, 2])
+        grouped_swiglu(x, gates, w13, w2, rows, [2, 2])
     with pytest.raises(ValueError, match=r"counts \[1, 1, 3\] do not split 5 rows over 2"):
-        grouped_swiglu(xs, gates, w13, w2, [1, 1, 3])
+        grouped_swiglu(x, gates, w13, w2, rows, [1, 1, 3])
 
 
 def test_initial_scales_of_router_and_expert_weights():

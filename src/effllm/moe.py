@@ -17,10 +17,11 @@ extra loss ``alpha * sum_i f_i P_i`` that is smallest when tokens spread evenly;
 DeepSeek-V3's auxiliary-loss-free method, which after every optimiser step moves each b_i by a
 fixed step gamma: down for overloaded experts, up for underloaded ones.
 
-Only the selected experts run on a token. The layer sorts the (token, expert) pairs by expert once
-and runs each routed expert on one contiguous block of rows (a grouped matrix multiply); shared
-experts run on the tokens where they are. The work is that of the active parameters plus a gather
-and a scatter of the routed rows and the router itself.
+Only the selected experts run on a token. The layer sorts the (token, expert) pairs by expert once;
+each routed expert gathers the rows of its tokens, multiplies them by its weights and adds its
+gate-weighted output back into its tokens' rows (a grouped matrix multiply); shared experts run on
+the tokens where they are. The work is that of the active parameters plus the gathers, the
+scatters and the router itself.
 """
 
 from __future__ import annotations
@@ -34,6 +35,8 @@ from torch import nn
 
 ROUTERS = ("sigmoid", "softmax")
 BALANCING = ("none", "aux_loss", "bias")
+# Labels of the layer's steps in a torch.profiler trace (tools/benchmarks/moe.py reads them).
+PHASES = ("routing", "dispatch", "experts")
 
 
 @dataclass(frozen=True)
@@ -110,83 +113,132 @@ class Gate(nn.Module):
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """x: (tokens, d_model) -> s (tokens, N_r), g (tokens, K_r), experts chosen (tokens, K_r)"""
-        logits = F.linear(x, self.weight)
+        # Experts as rows: (N_r, tokens) logits come from a wide matrix multiply, faster than
+        # (tokens, N_r) with only N_r columns; scores is a transposed view of them.
+        logits = self.weight @ x.t()
         if self.cfg.router == "sigmoid":
-            scores = torch.sigmoid(logits)
+            scores = torch.sigmoid(logits).t()
         else:
-            scores = torch.softmax(logits, dim=-1)
+            scores = torch.softmax(logits, dim=0).t()
         # The bias decides which experts are chosen, not how much they count.
-        indices = torch.topk(scores.detach() + self.bias, self.cfg.top_k, dim=-1).indices
+        indices = top_k((scores.detach() + self.bias).contiguous(), self.cfg.top_k)
         weights = scores.gather(1, indices)
         if self.cfg.router == "sigmoid":
             weights = weights / weights.sum(dim=-1, keepdim=True)
         return scores, weights * self.cfg.route_scale, indices
 
 
-class _GroupedSwiGLU(torch.autograd.Function):
-    """Rows grouped by expert through their expert's SwiGLU, each row scaled by its gate weight.
+def top_k(key: torch.Tensor, k: int) -> torch.Tensor:
+    """Indices of the k largest entries of each row, largest first, ties to the lower index.
 
-    Forward: ``y_r = w2[e] ((silu(x_r w1[e]) * x_r w3[e]) * g_r)`` for the rows r of group e, with
-    ``w13[e] = [w1[e] | w3[e]]``. One matrix multiply per expert and per step, on contiguous
-    slices, in both passes; the backward is written out so autograd does not record one node per
-    expert.
+    key: (tokens, N_r), overwritten. The same choice as ``torch.topk(key, k).indices`` (up to
+    ties), by k passes of ``max``: on a CPU, ``topk`` over a last dimension of a few dozen
+    experts costs about ten times as much.
+    """
+    picks = []
+    for j in range(k):
+        picks.append(key.max(dim=-1, keepdim=True).indices)
+        if j < k - 1:
+            key.scatter_(-1, picks[-1], float("-inf"))
+    return torch.cat(picks, dim=-1)
+
+
+class _GroupedMM(torch.autograd.Function):
+    """One matrix multiply per expert on the rows of its tokens, gathered or scattered.
+
+    ``rows`` lists the token of each (token, expert) pair, sorted by expert: the first
+    ``counts[0]`` pairs are expert 0's, and so on; the first ``n_shared`` experts take every
+    token in order, and use x or y in place instead of gathering or scattering.
+
+    Without ``gates`` (gather): x is (tokens, k) and the result (pairs, n) holds
+    ``x[token] @ w[e]`` for each pair, column-major (a transposed view of an (n, pairs)
+    tensor), so that slices of its columns, the halves of the fused w1/w3 output, are
+    contiguous. With ``gates`` (combine): x is (pairs, k), gates (routed pairs,) the weights
+    g of the routed pairs, and the result (tokens, n) sums each pair's ``g x[pair] @ w[e]``
+    into its token's row (g = 1 for shared experts). Each expert gathers and scatters its own
+    rows, so no (pairs, d_model) copy of the tokens is made; autograd records one node for all
+    experts.
     """
 
     @staticmethod
-    def forward(ctx, xs, gates, w13, w2, counts):
-        h = w2.shape[1]
-        hid = xs.new_empty(xs.shape[0], 2 * h)
-        for x_e, h_e, w_e in zip(xs.split(counts), hid.split(counts), w13, strict=True):
-            torch.mm(x_e, w_e, out=h_e)
-        h1, h3 = hid.chunk(2, dim=-1)
-        act = F.silu(h1)
-        a = act * h3
-        ag = a * gates[:, None]
-        ys = xs.new_empty(xs.shape[0], w2.shape[2])
-        for a_e, y_e, w_e in zip(ag.split(counts), ys.split(counts), w2, strict=True):
-            torch.mm(a_e, w_e, out=y_e)
-        ctx.save_for_backward(xs, gates, w13, w2, hid, act, a, ag)
-        ctx.counts = counts
-        return ys
+    def forward(ctx, x, w, rows, counts, n_shared, gates, tokens):
+        pairs = rows.split(counts)
+        if gates is None:
+            y = x.new_empty(w.shape[2], rows.shape[0]).t()
+            for e, (w_e, r_e, y_e) in enumerate(zip(w, pairs, y.split(counts), strict=True)):
+                torch.mm(x if e < n_shared else x.index_select(0, r_e), w_e, out=y_e)
+        else:
+            y = x.new_zeros(tokens, w.shape[2])
+            g = [None] * n_shared + list(gates.split(counts[n_shared:]))
+            for x_e, w_e, r_e, g_e in zip(x.split(counts), w, pairs, g, strict=True):
+                if g_e is None:
+                    y.addmm_(x_e, w_e)
+                else:
+                    y.index_add_(0, r_e, (x_e @ w_e).mul_(g_e[:, None]))
+        ctx.save_for_backward(x, w, rows, gates)
+        ctx.counts, ctx.n_shared = counts, n_shared
+        return y
 
     @staticmethod
-    def backward(ctx, dys):
-        xs, gates, w13, w2, hid, act, a, ag = ctx.saved_tensors
-        counts, dys = ctx.counts, dys.contiguous()
-        d_ag, dw2 = xs.new_empty(a.shape), torch.empty_like(w2)
-        for dy_e, ag_e, w_e, dag_e, dw_e in zip(
-            dys.split(counts), ag.split(counts), w2, d_ag.split(counts), dw2, strict=True
+    def backward(ctx, dy):
+        x, w, rows, gates = ctx.saved_tensors
+        counts, pairs, ns = ctx.counts, rows.split(ctx.counts), ctx.n_shared
+        dw = torch.empty_like(w)
+        if gates is None:
+            dx = torch.zeros_like(x)
+            for e, (dy_e, w_e, r_e, dw_e) in enumerate(
+                zip(dy.split(counts), w, pairs, dw, strict=True)
+            ):
+                if e < ns:
+                    dx.addmm_(dy_e, w_e.t())
+                    torch.mm(x.t(), dy_e, out=dw_e)
+                else:
+                    dx.index_add_(0, r_e, dy_e @ w_e.t())
+                    torch.mm(x.index_select(0, r_e).t(), dy_e, out=dw_e)
+            return dx, dw, None, None, None, None, None
+        dx, d_gates = torch.empty_like(x), torch.empty_like(gates)
+        routed = zip(gates.split(counts[ns:]), d_gates.split(counts[ns:]), strict=True)
+        g = [None] * ns + list(routed)
+        for x_e, w_e, r_e, dx_e, dw_e, g_e in zip(
+            x.split(counts), w, pairs, dx.split(counts), dw, g, strict=True
         ):
-            torch.mm(dy_e, w_e.t(), out=dag_e)
-            torch.mm(ag_e.t(), dy_e, out=dw_e)
-        d_gates = torch.linalg.vecdot(d_ag, a)
-        da = d_ag.mul_(gates[:, None])
-        h1, h3 = hid.chunk(2, dim=-1)
-        d_hid = torch.empty_like(hid)
-        dh1, dh3 = d_hid.chunk(2, dim=-1)
-        torch.mul(da, act, out=dh3)
-        torch.ops.aten.silu_backward.grad_input(da.mul_(h3), h1, grad_input=dh1)
-        dxs, dw13 = torch.empty_like(xs), torch.empty_like(w13)
-        for dh_e, x_e, w_e, dx_e, dw_e in zip(
-            d_hid.split(counts), xs.split(counts), w13, dxs.split(counts), dw13, strict=True
-        ):
-            torch.mm(dh_e, w_e.t(), out=dx_e)
-            torch.mm(x_e.t(), dh_e, out=dw_e)
-        return dxs, d_gates, dw13, dw2, None
+            if g_e is None:
+                torch.mm(dy, w_e.t(), out=dx_e)
+                torch.mm(x_e.t(), dy, out=dw_e)
+                continue
+            # For z = x w scaled by g: dx = g dz w^T, dg = dz . z = (dz w^T) . x, dw = x^T g dz.
+            (g_e, dg_e), dy_e = g_e, dy.index_select(0, r_e)
+            torch.mm(dy_e, w_e.t(), out=dx_e)
+            torch.linalg.vecdot(dx_e, x_e, out=dg_e)
+            dx_e.mul_(g_e[:, None])
+            torch.mm(x_e.t(), dy_e.mul_(g_e[:, None]), out=dw_e)
+        return dx, dw, None, None, None, d_gates, None
 
 
 def grouped_swiglu(
-    xs: torch.Tensor, gates: torch.Tensor, w13: torch.Tensor, w2: torch.Tensor, counts: list[int]
+    x: torch.Tensor,
+    gates: torch.Tensor,
+    w13: torch.Tensor,
+    w2: torch.Tensor,
+    rows: torch.Tensor,
+    counts: list[int],
+    n_shared: int = 0,
 ) -> torch.Tensor:
-    """Run consecutive blocks of rows through their own expert.
+    """Sum over each token's experts of ``g * w2[e](silu(x w1[e]) * x w3[e])``.
 
-    xs: (rows, d_model), sorted so that the first ``counts[0]`` rows go to expert 0, and so on;
-    gates: (rows,) weight of each row; w13: (experts, d_model, 2 * d_expert); w2: (experts,
-    d_expert, d_model). Returns (rows, d_model).
+    x: (tokens, d_model); rows: (pairs,) the token of each (token, expert) pair, sorted so that
+    the first ``counts[0]`` pairs go to expert 0, and so on; the first ``n_shared`` experts take
+    every token in order, with g = 1; gates: (pairs - n_shared * tokens,) the weight g of each
+    routed pair; w13: (experts, d_model, 2 * d_expert) with ``w13[e] = [w1[e] | w3[e]]``; w2:
+    (experts, d_expert, d_model). Returns (tokens, d_model).
     """
-    if sum(counts) != xs.shape[0] or len(counts) != w13.shape[0]:
-        raise ValueError(f"counts {counts} do not split {xs.shape[0]} rows over {w13.shape[0]}")
-    return _GroupedSwiGLU.apply(xs, gates, w13, w2, counts)
+    if sum(counts) != rows.shape[0] or len(counts) != w13.shape[0]:
+        raise ValueError(f"counts {counts} do not split {rows.shape[0]} rows over {w13.shape[0]}")
+    # Hidden units as rows, pairs as columns: h1 and h3 are contiguous, so the elementwise
+    # operations run along long contiguous rows instead of short strided ones.
+    h1, h3 = _GroupedMM.apply(x, w13, rows, counts, n_shared, None, 0).t().chunk(2)
+    a = F.silu(h1) * h3
+    return _GroupedMM.apply(a.t(), w2, rows, counts, n_shared, gates, x.shape[0])
 
 
 def run_experts(
@@ -206,22 +258,19 @@ def run_experts(
     counts (N_r,), the tokens routed to each expert.
     """
     T, ns = x.shape[0], n_shared
-    n_routed, top_k = w13.shape[0] - ns, indices.shape[1]
-    with torch.no_grad():
-        # Sort the (token, expert) pairs by expert, once.
-        flat = indices.flatten()
-        order = flat.argsort(stable=True)
-        counts = torch.bincount(flat, minlength=n_routed)
-        rows = order // top_k  # the token of each sorted pair
-    # Routed experts: each token is copied once per chosen expert, in expert order.
-    gates = weights.flatten()[order]
-    ys = grouped_swiglu(x.index_select(0, rows), gates, w13[ns:], w2[ns:], counts.tolist())
-    if not ns:
-        return torch.zeros_like(x).index_add(0, rows, ys), counts
-    # Shared experts see every token in its place: no gather (a view when ns == 1).
-    xs = x.expand(ns, T, x.shape[1]).reshape(ns * T, x.shape[1])
-    shared = grouped_swiglu(xs, x.new_ones(ns * T), w13[:ns], w2[:ns], [T] * ns)
-    return shared.view(ns, T, -1).sum(dim=0).index_add(0, rows, ys), counts
+    n_routed = w13.shape[0] - ns
+    with torch.profiler.record_function("dispatch"):
+        with torch.no_grad():
+            # Sort the (token, expert) pairs by expert, once; within an expert, tokens keep
+            # their order. Each shared expert takes every token.
+            flat = indices.t().flatten()  # pair k * T + t: token t's k-th choice
+            order = flat.argsort(stable=True)
+            counts = torch.bincount(flat, minlength=n_routed)
+            rows = torch.cat([torch.arange(T, device=x.device).repeat(ns), order % T])
+        gates = weights.t().flatten()[order]
+    with torch.profiler.record_function("experts"):
+        out = grouped_swiglu(x, gates, w13, w2, rows, [T] * ns + counts.tolist(), ns)
+    return out, counts
 
 
 class MoE(nn.Module):
@@ -249,7 +298,8 @@ class MoE(nn.Module):
         """x: (batch, seq, d_model) -> (batch, seq, d_model)"""
         shape = x.shape
         x = x.reshape(-1, shape[-1])
-        scores, weights, indices = self.gate(x)
+        with torch.profiler.record_function("routing"):
+            scores, weights, indices = self.gate(x)
         out, counts = run_experts(x, weights, indices, self.w13, self.w2, self.cfg.n_shared)
         self.counts, self.indices = counts.detach(), indices.detach()
         self.aux_loss = None
