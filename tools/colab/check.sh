@@ -101,6 +101,16 @@ if [ -n "$changed" ]; then
     exit 1
 fi
 echo "   installed effllm; no other package changed"
+# Every module of the installed package imports from an empty folder (it knows nothing of the
+# repository), with Colab's versions.
+(cd "$work" && env -u PYTHONPATH "$venv/bin/python" -c '
+import importlib, pkgutil, effllm
+names = [m.name for m in pkgutil.iter_modules(effllm.__path__)]
+for name in names:
+    importlib.import_module(f"effllm.{name}")
+assert "site-packages" in effllm.__file__, effllm.__file__  # installed, not a checkout
+print(f"   all {len(names)} modules of the installed package import: {effllm.__file__}")
+')
 
 step "how this environment differs from Colab's"
 "$venv/bin/python" "$here/run_labs.py" --report "$constraints"
