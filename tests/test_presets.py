@@ -79,10 +79,13 @@ def test_gpu_preset_models_build_and_train_one_step_on_cpu(lab):
 @pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
 def test_the_gpu_path_trains_in_mixed_precision(dtype):
     """What a GPU runs (autocast, and a gradient scaler for float16), exercised on the CPU."""
-    p = presets.PRESETS["moe"]["gpu"]
     precision = runtime.Precision("cpu", dtype)
     assert precision.needs_scaler == (dtype == torch.float16)
-    for name, cfg in p.models().items():
+    models = {
+        **presets.PRESETS["moe"]["gpu"].models(),
+        **presets.PRESETS["attention"]["cpu"].models(),
+    }
+    for name, cfg in models.items():
         torch.manual_seed(0)
         model = Transformer(cfg)
         before = model.head.weight.detach().clone()

@@ -234,11 +234,18 @@ def grouped_swiglu(
     """
     if sum(counts) != rows.shape[0] or len(counts) != w13.shape[0]:
         raise ValueError(f"counts {counts} do not split {rows.shape[0]} rows over {w13.shape[0]}")
-    # Hidden units as rows, pairs as columns: h1 and h3 are contiguous, so the elementwise
-    # operations run along long contiguous rows instead of short strided ones.
-    h1, h3 = _GroupedMM.apply(x, w13, rows, counts, n_shared, None, 0).t().chunk(2)
-    a = F.silu(h1) * h3
-    return _GroupedMM.apply(a.t(), w2, rows, counts, n_shared, gates, x.shape[0])
+    # Under autocast (mixed precision on a GPU), the hand-made node runs in autocast's type:
+    # its in-place products need one type throughout, and autocast does not look inside it.
+    device = x.device.type
+    if torch.is_autocast_enabled(device):
+        low = torch.get_autocast_dtype(device)
+        x, gates, w13, w2 = (t.to(low) for t in (x, gates, w13, w2))
+    with torch.autocast(device, enabled=False):
+        # Hidden units as rows, pairs as columns: h1 and h3 are contiguous, so the elementwise
+        # operations run along long contiguous rows instead of short strided ones.
+        h1, h3 = _GroupedMM.apply(x, w13, rows, counts, n_shared, None, 0).t().chunk(2)
+        a = F.silu(h1) * h3
+        return _GroupedMM.apply(a.t(), w2, rows, counts, n_shared, gates, x.shape[0])
 
 
 def run_experts(
