@@ -34,7 +34,7 @@ BANNER = (
     " each keeps its docstring and equation, and the check cell below it tells you whether your"
     " version is right. Until you write one, its check says so and the lab runs on the course's"
     " implementation, so you can work in any order. The full lab, with solutions, is"
-    " `labs/{name}`."
+    " [labs/{name}](../{name})."
 )
 ANSWERS = re.compile(r"\n*<details><summary>Answers</summary>.*?</details>\n*", re.S)
 SELF_LINK = re.compile(r"\n\n\*\*Exercise edition:\*\*.*?(?=\n\n|$)", re.S)  # the lab's link here
@@ -94,12 +94,16 @@ def exercise_edition(notebook: dict, name: str) -> dict:
             cell["metadata"].pop("mystnb", None)  # the book's "try it first" toggle
         elif cell["cell_type"] == "markdown":
             text = source(cell)
-            stripped = ANSWERS.sub("\n", text).rstrip("\n")
-            if stripped != text.rstrip("\n"):
-                set_source(cell, stripped)
+            # One folder deeper: links into the book climb one more level (other labs' links
+            # stay, and lead to their exercise editions beside this one).
+            edited = ANSWERS.sub("\n", text).rstrip("\n").replace("](../book/", "](../../book/")
+            if edited != text.rstrip("\n"):
+                set_source(cell, edited)
     first = nb["cells"][0]
-    title = SELF_LINK.sub("", source(first)).rstrip("\n")
-    set_source(first, title + "\n\n" + BANNER.format(name=name))
+    heading, _, rest = SELF_LINK.sub("", source(first)).rstrip("\n").partition("\n")
+    set_source(first, f"{heading} (exercise edition)\n{rest}\n\n" + BANNER.format(name=name))
+    # The book shows this edition as it is, unexecuted: its functions are for the student to write.
+    nb["metadata"]["mystnb"] = {"execution_mode": "off"}
     return nb
 
 
