@@ -103,6 +103,17 @@ def _arrow(
     )
 
 
+def _finish(fig: Figure, title: str, x: float, top: float, source: str) -> Figure:
+    """Title a chart in the course's way, lay it out below the title, and name its source."""
+    fig.suptitle(title, x=x, ha="left", fontweight="bold", fontsize=11)
+    if top < 1:
+        fig.tight_layout(rect=(0, 0, 1, top))  # room for a legend between title and axes
+    else:
+        fig.tight_layout()
+    add_source(fig, source)
+    return fig
+
+
 def _n(x: float) -> str:
     return f"{x:,.0f}"
 
@@ -336,21 +347,17 @@ def kv_cache_to_scale() -> Figure:
     handles, labels = axes[0].get_legend_handles_labels()
     unique = dict(zip(labels, handles, strict=True))
     axes[0].legend(unique.values(), unique.keys(), loc="lower right", ncols=2, fontsize=8)
-    fig.suptitle(
+    return _finish(
+        fig,
         "What each attention variant caches per token, drawn to scale",
         x=0.02,
-        ha="left",
-        fontweight="bold",
-        fontsize=11,
+        top=1.0,
+        source=(
+            "effllm.attention.kv_cache_values_per_token (Table 1 of the DeepSeek-V2 report) "
+            f"on V3's configuration (GQA with {V3_GQA_GROUPS} groups and MQA hypothetical) and "
+            "on Lab 3's cpu preset"
+        ),
     )
-    fig.tight_layout()
-    add_source(
-        fig,
-        "effllm.attention.kv_cache_values_per_token (Table 1 of the DeepSeek-V2 report) on V3's "
-        f"configuration (GQA with {V3_GQA_GROUPS} groups and MQA hypothetical) and on Lab 3's cpu "
-        "preset",
-    )
-    return fig
 
 
 # ---------------------------------------------------------------------------------------------
@@ -771,20 +778,17 @@ def capex_by_company() -> Figure:
         ncols=3,
         fontsize=8,
     )
-    fig.suptitle(
+    return _finish(
+        fig,
         "Capital spending by the four largest buyers of GPUs: reported and guided",
         x=0.01,
-        ha="left",
-        fontweight="bold",
-        fontsize=11,
+        top=0.9,
+        source=(
+            "effllm/data/capex.csv (10-K filings; guidance as dated there). Guidance may use a "
+            "wider measure than the bars (Microsoft's counts finance leases, Meta's adds their "
+            "principal)"
+        ),
     )
-    fig.tight_layout(rect=(0, 0, 1, 0.9))
-    add_source(
-        fig,
-        "effllm/data/capex.csv (10-K filings; guidance as dated there). Guidance may use a wider "
-        "measure than the bars (Microsoft's counts finance leases, Meta's adds their principal)",
-    )
-    return fig
 
 
 def load_claims() -> pd.DataFrame:
@@ -873,20 +877,17 @@ def press_claims() -> Figure:
         Rectangle((0, 0), 1, 1, color="#DDDDDD", label="NVIDIA's range during the session")
     )
     fig.legend(handles=handles, loc="upper left", bbox_to_anchor=(0.0, 0.955), ncols=3, fontsize=8)
-    fig.suptitle(
+    return _finish(
+        fig,
         "What the press printed about 27 January 2025, against the closing figures",
         x=0.01,
-        ha="left",
-        fontweight="bold",
-        fontsize=11,
+        top=0.925,
+        source=(
+            "effllm/data/press_claims.csv (the outlets, cited in the press appendix); closes, "
+            "session range and share count shipped with Lab 5; verdicts by "
+            "effllm.markets.check_claim"
+        ),
     )
-    fig.tight_layout(rect=(0, 0, 1, 0.925))
-    add_source(
-        fig,
-        "effllm/data/press_claims.csv (the outlets, cited in the press appendix); closes, session "
-        "range and share count shipped with Lab 5; verdicts by effllm.markets.check_claim",
-    )
-    return fig
 
 
 FIGURES: dict[str, Callable[[], Figure]] = {
