@@ -311,7 +311,7 @@ def fit_market_model(asset: pd.Series, market: pd.Series) -> MarketModel:
     return MarketModel(
         alpha=alpha,
         beta=beta,
-        resid_std=math.sqrt(ssr / (n - 2)) if n > 2 else float("nan"),
+        resid_std=math.sqrt(ssr / (n - 2)),  # n >= 3, checked above
         r_squared=1 - ssr / sst if sst > 0 else float("nan"),
         n=n,
     )
