@@ -48,8 +48,6 @@ def test_the_china_parts_sit_where_the_chapter_says():
 
 def test_a_chip_listed_twice_is_refused(fake_data_package):
     row = "H20,2024,148,900,,4000,tomshardware2024h20,x\n"
-    (fake_data_package / "chips.csv").write_text(
-        ",".join(chips.CHIP_COLUMNS) + "\n" + row + row
-    )
+    (fake_data_package / "chips.csv").write_text(",".join(chips.CHIP_COLUMNS) + "\n" + row + row)
     with pytest.raises(ValueError, match="listed twice"):
         chips.load_chips()
