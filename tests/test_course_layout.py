@@ -284,3 +284,22 @@ def test_lab_states_prerequisites_and_time_ends_with_a_summary_and_links_the_glo
     bullets = re.findall(r"^- \S", summary, re.M)
     assert len(bullets) >= 3, f"{nb.name}: the summary has {len(bullets)} bullets, not 3 or more"
     assert "](../book/glossary.md" in text, f"{nb.name}: no link to ../book/glossary.md"
+
+
+@pytest.mark.parametrize("nb", LABS, ids=lambda p: p.name)
+def test_cells_that_only_glue_are_hidden_from_the_book(nb):
+    """A cell that only hands numbers to the book (``glue_all``, or nothing but ``glue`` calls)
+    is tagged ``remove-cell``, so the book's page shows the analysis, not the plumbing."""
+    for i, cell in enumerate(json.loads(nb.read_text())["cells"]):
+        if cell["cell_type"] != "code":
+            continue
+        code = "".join(cell["source"])
+        statements = [
+            line for line in code.splitlines() if line.strip() and not line.startswith(("#", " "))
+        ]
+        only_glue = statements and all(
+            s.startswith(("glue(", "glue_all(", "})")) for s in statements
+        )
+        if "glue_all(" in code or only_glue:
+            tags = cell.get("metadata", {}).get("tags", [])
+            assert "remove-cell" in tags, f"{nb.name}, cell {i}: glue only, but shown in the book"
