@@ -260,3 +260,46 @@ def test_every_lab_links_to_its_exercise_edition_at_the_pinned_release(tmp_path)
         link = fork.exercise_link(fork.repository_url(ROOT), fork.course_ref(ROOT), nb)
         assert fork.title_cell_links(nb) == [link], nb.name
         assert (ROOT / "labs" / "exercises" / nb.name).exists(), nb.name
+
+
+def _markdown_cells(nb: Path) -> list[str]:
+    cells = json.loads(nb.read_text())["cells"]
+    return ["".join(c["source"]) for c in cells if c["cell_type"] == "markdown"]
+
+
+@pytest.mark.parametrize("nb", LABS, ids=lambda p: p.name)
+def test_lab_states_prerequisites_and_time_ends_with_a_summary_and_links_the_glossary(nb):
+    """CONTRIBUTING.md's page at a glance: the title cell's Prerequisites and Time, a ``##
+    Summary`` of bullets as the last section before the exercises, and a link to the glossary."""
+    markdown = _markdown_cells(nb)
+    title = markdown[0]
+    for line in ("**Prerequisites:**", "**Time:**"):
+        assert re.search(rf"^{re.escape(line)} \S", title, re.M), f"{nb.name}: no {line} line"
+    headings = [h for text in markdown for h in re.findall(r"^## .*$", text, re.M)]
+    assert "## Summary" in headings, f"{nb.name}: no ## Summary section"
+    after = headings[headings.index("## Summary") + 1 :]
+    assert after in ([], ["## Exercises"]), f"{nb.name}: sections after the summary: {after}"
+    text = "\n".join(markdown)
+    summary = text.split("## Summary", 1)[1].split("\n## ", 1)[0]
+    bullets = re.findall(r"^- \S", summary, re.M)
+    assert len(bullets) >= 3, f"{nb.name}: the summary has {len(bullets)} bullets, not 3 or more"
+    assert "](../book/glossary.md" in text, f"{nb.name}: no link to ../book/glossary.md"
+
+
+@pytest.mark.parametrize("nb", LABS, ids=lambda p: p.name)
+def test_cells_that_only_glue_are_hidden_from_the_book(nb):
+    """A cell that only hands numbers to the book (``glue_all``, or nothing but ``glue`` calls)
+    is tagged ``remove-cell``, so the book's page shows the analysis, not the plumbing."""
+    for i, cell in enumerate(json.loads(nb.read_text())["cells"]):
+        if cell["cell_type"] != "code":
+            continue
+        code = "".join(cell["source"])
+        statements = [
+            line for line in code.splitlines() if line.strip() and not line.startswith(("#", " "))
+        ]
+        only_glue = statements and all(
+            s.startswith(("glue(", "glue_all(", "})")) for s in statements
+        )
+        if "glue_all(" in code or only_glue:
+            tags = cell.get("metadata", {}).get("tags", [])
+            assert "remove-cell" in tags, f"{nb.name}, cell {i}: glue only, but shown in the book"

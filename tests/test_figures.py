@@ -33,6 +33,10 @@ PARTS = {
     "rules_and_releases": ["H800 licence", "DeepSeek-V3", "export"],
     "capex_by_company": ["Microsoft", "Alphabet", "Amazon", "Meta", "guidance"],
     "press_claims": ["closed at $118.58", "printed: wrong", "at the close"],
+    "chips_against_rules": ["H800", "H20", "A800", "Oct 2022 rule", "Oct 2023 rule", "9 Apr 2025"],
+    "fp8_block_scaling": ["1 × 128 tile", "128 × 128 block", "E4M3", "FP32 total", "448"],
+    "event_study_steps": ["estimation window", "expected return", "abnormal return", "CAR"],
+    "token_economics": ["active parameters", "GPU-hour price", "per million", "R1's list price"],
 }
 
 
@@ -160,3 +164,38 @@ def test_every_story_chapter_shows_a_figure_and_opens_in_short(page):
 def test_techniques_shows_at_least_four_concept_diagrams():
     text = (ROOT / "book" / "techniques.md").read_text()
     assert text.count("```{figure} images/") >= 4
+
+
+def test_fp8_diagram_prints_v3_s_block_and_the_e4m3_range():
+    from effllm import fp8
+
+    words = texts(fig := diagrams.fp8_block_scaling())
+    plt.close(fig)
+    assert f"1 × {fp8.BLOCK} tile" in words and f"{fp8.BLOCK} × {fp8.BLOCK} block" in words
+    assert f"{v3.CONFIG.dim // fp8.BLOCK} tiles per token" in words and "448" in words
+
+
+def test_event_study_diagram_shows_the_library_s_numbers():
+    from effllm import markets
+
+    P = presets.PRESETS["market_shock"]["cpu"]
+    returns = markets.simple_returns(markets.closes(markets.load_prices()))
+    study = markets.event_study(returns, "NVDA", P.market, P.event, window=P.window)
+    words = texts(fig := diagrams.event_study_steps())
+    plt.close(fig)
+    abnormal = f"{100 * study.event['abnormal']:+.2f}%".replace("-", "−")
+    assert abnormal in words and f"{study.model.beta:.2f}" in words
+    assert abs(study.event["abnormal"] - (study.event["actual"] - study.event["expected"])) < 1e-12
+
+
+def test_token_economics_diagram_adds_up_to_the_library_s_cost():
+    from effllm import economics
+
+    P = presets.PRESETS["token_economics"]["cpu"]
+    tps = economics.tokens_per_second_per_gpu(
+        v3.ACTIVE_PARAMS, economics.H800_BF16_DENSE_PEAK_FLOPS, P.serving_utilisation
+    )
+    cost = economics.serving_cost_per_million_tokens(tps, v3.USD_PER_GPU_HOUR)
+    words = texts(fig := diagrams.token_economics())
+    plt.close(fig)
+    assert f"${cost:.2f}" in words and f"{tps:,.0f}" in words

@@ -86,6 +86,19 @@ def test_glue_emits_what_myst_nb_reads(monkeypatch):
         book.glue("not a name", 1)
 
 
+def test_glue_all_glues_each_value_in_order_or_nothing(monkeypatch):
+    shown = []
+    monkeypatch.setattr(book, "display", lambda data, raw, metadata: shown.append((data, metadata)))
+    import numpy as np
+
+    assert book.glue_all({"a_pct": np.float32(1.5), "b": 2}) is None
+    assert [m["scrapbook"]["name"] for _, m in shown] == ["a_pct", "b"]
+    assert shown[0][0] == {book.GLUE_PREFIX + "text/plain": "1.5"}
+    with pytest.raises(ValueError, match="not a name"):
+        book.glue_all({"fine": 1, "not a name": 2})
+    assert len(shown) == 2, "a bad name must glue nothing"
+
+
 def test_glue_matches_myst_nb_when_installed(monkeypatch):
     glue_mod = pytest.importorskip("myst_nb.ext.glue")
     ours, theirs = [], []
@@ -96,3 +109,28 @@ def test_glue_matches_myst_nb_when_installed(monkeypatch):
     book.glue("x", 2.5)
     glue_mod.glue("x", 2.5, display=False)
     assert ours == theirs
+
+
+def test_the_labs_charts_are_titled_sourced_and_drawn_from_their_inputs():
+    import pandas as pd
+
+    from effllm import charts, economics, markets
+
+    plotting.use_style()
+    cost = economics.v3_training_cost(2.0)
+    fig = charts.v3_cost_by_stage(cost, 2.0, cost["cost_usd"].iloc[-1])
+    stages = cost[cost["stage"] != "total"]
+    widths = [bar.get_width() for bar in fig.axes[0].patches]
+    assert widths == list(stages["cost_usd"] / 1e6)
+    assert "Source: DeepSeek-V3" in plotting.describe(fig)
+    plt.close(fig)
+    vol = markets.volume(markets.load_prices(), "NVDA")
+    event = pd.Timestamp("2025-01-27")
+    fig = charts.volume_bars(vol, float(vol.loc[:event].median()), event, "exchange volume")
+    highlighted = [
+        b
+        for b in fig.axes[0].patches
+        if b.get_facecolor()[:3] != fig.axes[0].patches[0].get_facecolor()[:3]
+    ]
+    assert len(highlighted) == 1 and "Source: exchange volume" in plotting.describe(fig)
+    plt.close(fig)

@@ -9,6 +9,7 @@ naming the lab and the key, in a format of its choice (``:.3f``).
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from IPython.core.formatters import format_display_data
@@ -32,3 +33,17 @@ def glue(name: str, value: Any, display_it: bool = False) -> None:
     prefix = "" if display_it else GLUE_PREFIX
     metadata["scrapbook"] = {"name": name, "mime_prefix": prefix}
     display({prefix + k: v for k, v in bundle.items()}, raw=True, metadata=metadata)
+
+
+def glue_all(values: Mapping[str, Any]) -> None:
+    """Glue every ``name: value`` of ``values`` for the book, in order (see :func:`glue`).
+
+    One call per section keeps the book's plumbing to one short cell, which the book hides
+    (tag ``remove-cell``). The names are checked before anything is glued, so a bad one glues
+    nothing.
+    """
+    bad = [name for name in values if not name.isidentifier()]
+    if bad:
+        raise ValueError(f"glue names must be identifiers, got {bad}")
+    for name, value in values.items():
+        glue(name, value)

@@ -20,7 +20,7 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from matplotlib.patches import FancyArrowPatch, FancyBboxPatch, Rectangle
 
-from effllm import capex, economics, markets, presets, rl_tasks
+from effllm import capex, chips, economics, fp8, markets, presets, pricing, rl_tasks
 from effllm import deepseek_v3 as v3
 from effllm.attention import AttentionConfig, kv_cache_values_per_token, resolve
 from effllm.datafiles import read_csv
@@ -890,6 +890,426 @@ def press_claims() -> Figure:
     )
 
 
+# ---------------------------------------------------------------------------------------------
+# (h) The chips against the export rules (geopolitics)
+
+
+def chips_against_rules() -> Figure:
+    """Each chip's TPP against its chip-to-chip bandwidth, with the October 2022 rule's region
+    (both thresholds), the October 2023 rule's line (TPP alone) and the April 2025 H20 licence."""
+    use_style()
+    df = chips.load_chips()
+    fig, ax = plt.subplots(figsize=(7.6, 4.6))
+    xmax = df["interconnect_gbps"].max() * 1.3
+    ymax = df["tpp"].max() * 1.18
+    ax.add_patch(
+        Rectangle(
+            (chips.INTERCONNECT_THRESHOLD_GBPS, chips.TPP_THRESHOLD),
+            xmax - chips.INTERCONNECT_THRESHOLD_GBPS,
+            ymax - chips.TPP_THRESHOLD,
+            fc=COLORS["chips"],
+            alpha=0.10,
+            lw=0,
+        )
+    )
+    ax.text(
+        xmax * 0.985,
+        ymax * 0.62,
+        f"Oct 2022 rule: licence if TPP ≥ {chips.TPP_THRESHOLD:,}\n"
+        f"AND chip-to-chip ≥ {chips.INTERCONNECT_THRESHOLD_GBPS} GB/s",
+        ha="right",
+        va="center",
+        fontsize=8,
+        color=COLORS["chips"],
+    )
+    ax.axhline(chips.TPP_THRESHOLD, color=COLORS["highlight"], ls="--", lw=1.2)
+    ax.text(
+        8,
+        chips.TPP_THRESHOLD * 0.95,
+        f"Oct 2023 rule: licence if\nTPP ≥ {chips.TPP_THRESHOLD:,}, any bandwidth\n"
+        f"(or TPP ≥ {chips.TPP_DENSITY_ALTERNATIVE:,} with performance\n"
+        f"density ≥ {chips.PERFORMANCE_DENSITY_THRESHOLD}: not drawn)",
+        fontsize=7.5,
+        color=COLORS["highlight"],
+        va="top",
+    )
+    for _, row in df.iterrows():
+        china = row["chip"] in ("A800", "H800", "H20")
+        color = COLORS["chips"] if china else COLORS["index"]
+        if not pd.isna(row["interconnect_gbps_reported_low"]):
+            ax.plot(
+                [row["interconnect_gbps_reported_low"], row["interconnect_gbps"]],
+                [row["tpp"]] * 2,
+                color=color,
+                lw=1,
+                ls=":",
+            )
+            ax.text(
+                row["interconnect_gbps_reported_low"],
+                row["tpp"] * 0.955,
+                f"~{row['interconnect_gbps_reported_low']:.0f} in\nsome reports",
+                fontsize=6.5,
+                color="#555555",
+                ha="center",
+                va="top",
+            )
+        ax.scatter(
+            [row["interconnect_gbps"]],
+            [row["tpp"]],
+            s=46,
+            color=color,
+            marker="o" if china else "s",
+            zorder=3,
+        )
+        ax.annotate(
+            f"{row['chip']} ({row['year']})\nTPP {row['tpp']:,.0f}; "
+            f"memory {row['memory_bandwidth_gbps'] / 1000:.2f} TB/s",
+            (row["interconnect_gbps"], row["tpp"]),
+            xytext=(-8, 8) if row["chip"] == "H100" else (8, -4 if china else 6),
+            textcoords="offset points",
+            ha="right" if row["chip"] == "H100" else "left",
+            va="bottom" if not china else "top",
+            fontsize=7.5,
+        )
+    h20 = df.set_index("chip").loc["H20"]
+    ax.annotate(
+        "9 Apr 2025: the H20 needs a licence too,\nset by its memory and interconnect bandwidth",
+        (h20["interconnect_gbps"], h20["tpp"]),
+        xytext=(h20["interconnect_gbps"] - 40, h20["tpp"] * 0.4),
+        textcoords="data",
+        ha="right",
+        va="center",
+        fontsize=7.5,
+        color=COLORS["chips"],
+        arrowprops=dict(arrowstyle="-|>", color=COLORS["chips"], lw=0.8),
+    )
+    ax.set_xlim(0, xmax)
+    ax.set_ylim(0, ymax)
+    ax.set_xlabel("chip-to-chip bandwidth (NVLink, GB/s, aggregate)")
+    ax.set_ylabel(f"TPP = dense BF16 TFLOP/s × {chips.BF16_BITS}")
+    ax.set_title("Each rule answered the last workaround: the chips against the thresholds")
+    add_source(
+        fig,
+        "effllm/data/chips.csv: NVIDIA's data sheets for the A100 and H100; secondary reports "
+        "for the A800, H800 and H20 (no NVIDIA data sheet); thresholds from the BIS rules of "
+        "Oct 2022 and Oct 2023; the H20 licence from NVIDIA's 10-Q (May 2025)",
+    )
+    return fig
+
+
+# ---------------------------------------------------------------------------------------------
+# (i) FP8 block scaling (Lab 7)
+
+
+def fp8_block_scaling() -> Figure:
+    """V3's fine-grained FP8: a scale per 1 × 128 activation tile and per 128 × 128 weight
+    block, E4M3 values, and partial sums promoted to FP32 every N_C = 128 products."""
+    n_c, e4m3_max = fp8.BLOCK, fp8.fmax("e4m3")
+    lab = presets.PRESETS["fp8"]["cpu"]
+    fig, ax = _canvas((9.6, 4.9), 14, 7.2)
+    ax.set_title("FP8 with fine-grained scaling: one scale per small group, FP32 every 128")
+    # Activations: rows are tokens, the inner dimension K runs across in 1 x 128 tiles.
+    rows, cols, tw, th = 4, 4, 1.0, 0.55
+    x0, y0 = 0.4, 2.2
+    for r in range(rows):
+        for c in range(cols):
+            hot = (r, c) == (1, 2)
+            ax.add_patch(
+                Rectangle(
+                    (x0 + c * tw, y0 + (rows - 1 - r) * th),
+                    tw,
+                    th,
+                    fc=COLORS["highlight"] if hot else _PALE,
+                    ec=_INK,
+                    lw=0.8,
+                    alpha=0.6 if hot else 1,
+                )
+            )
+    ax.text(x0 + cols * tw / 2, y0 + rows * th + 0.5, "activations $x$", ha="center", weight="bold")
+    ax.text(
+        x0 + cols * tw / 2,
+        y0 - 0.3,
+        f"inner dimension $K$, {n_c} channels per tile →",
+        ha="center",
+        va="top",
+        fontsize=8,
+    )
+    ax.text(
+        x0 - 0.15, y0 + rows * th / 2, "tokens", rotation=90, ha="right", va="center", fontsize=8
+    )
+    ax.annotate(
+        f"1 × {n_c} tile: one token, {n_c} channels,\none scale $s = \\max|x| / {e4m3_max:g}$",
+        (x0 + 2.5 * tw, y0 + 2.5 * th),
+        xytext=(x0 + 0.1, 0.95),
+        fontsize=8,
+        arrowprops=dict(arrowstyle="-", color="#999999", lw=0.7),
+    )
+    # Weights: 128 x 128 blocks.
+    bw = 0.62
+    wx0, wy0 = 5.4, 1.9
+    for r in range(4):
+        for c in range(3):
+            hot = (r, c) == (2, 1)
+            ax.add_patch(
+                Rectangle(
+                    (wx0 + c * bw, wy0 + (3 - r) * bw),
+                    bw,
+                    bw,
+                    fc=COLORS["deepseek"] if hot else _PALE,
+                    ec=_INK,
+                    lw=0.8,
+                    alpha=0.5 if hot else 1,
+                )
+            )
+    ax.text(wx0 + 1.5 * bw, wy0 + 4 * bw + 0.5, "weights $W$", ha="center", weight="bold")
+    ax.text(wx0 - 0.15, wy0 + 2 * bw, "$K$", ha="right", va="center", fontsize=8)
+    ax.text(wx0 + 1.5 * bw, wy0 - 0.3, "outputs $N$ →", ha="center", va="top", fontsize=8)
+    ax.annotate(
+        f"{n_c} × {n_c} block:\none scale",
+        (wx0 + 1.5 * bw, wy0 + 0.5 * bw + bw),
+        xytext=(wx0 + 2.2, 0.95),
+        fontsize=8,
+        arrowprops=dict(arrowstyle="-", color="#999999", lw=0.7),
+    )
+    # Accumulation along K: chunks of N_C products, each promoted into an FP32 total.
+    ax.text(11.6, 6.3, "one output: $\\sum_k x_k W_{kn}$", ha="center", weight="bold")
+    for i in range(4):
+        y = 5.3 - i * 0.85
+        _box(ax, (10.6, y), 2.6, 0.6, f"{n_c} FP8 products,\nsummed at ~14 bits", size=7)
+        _arrow(ax, (11.95, y), (12.35, 2.3 + 0.12 * (3 - i)), color="#999999")
+    _box(
+        ax,
+        (12.9, 1.7),
+        1.9,
+        1.2,
+        "FP32 total\n+= $s_x s_w\\,\\cdot$ partial\n(every $N_C$ = " + f"{n_c})",
+        color=COLORS["highlight"],
+        size=7.5,
+    )
+    ax.text(
+        0.4,
+        0.2,
+        f"E4M3 values: 4 exponent and 3 mantissa bits, largest {e4m3_max:g}.  "
+        f"V3: $d$ = {v3.CONFIG.dim:,} = {v3.CONFIG.dim // n_c} tiles per token; "
+        f"Lab 7 (cpu): $d$ = {lab.d_model} = {lab.d_model // n_c} tile",
+        fontsize=8,
+        color="#555555",
+    )
+    add_source(
+        fig,
+        "DeepSeek-V3 report §3.3 (fine-grained quantisation, promotion every N_C = 128); "
+        "effllm.fp8 (BLOCK, fmax) and Lab 7's cpu preset",
+    )
+    return fig
+
+
+# ---------------------------------------------------------------------------------------------
+# (j) The event study (Lab 5)
+
+
+def _pct(x: float) -> str:
+    return f"{100 * x:+.2f}%".replace("-", "−")
+
+
+def event_study_steps() -> Figure:
+    """Lab 5's market-model event study in four steps, with NVIDIA's numbers on 27 January 2025:
+    fit alpha and beta before the event, expect alpha + beta × market, abnormal = actual −
+    expected, cumulate over the window and divide by sigma √L."""
+    P = presets.PRESETS["market_shock"]["cpu"]
+    returns = markets.simple_returns(markets.closes(markets.load_prices()))
+    study = markets.event_study(returns, "NVDA", P.market, P.event, window=P.window)
+    m, day = study.model, study.event
+    market_move = float(returns.loc[study.event_date, P.market])
+    lo, hi = P.window
+    fig, ax = _canvas((9.6, 4.8), 14, 7.2)
+    ax.set_title("An event study: what the market explains, and what is left over")
+    # The time line: the estimation window, then the event window.
+    ax.add_patch(Rectangle((0.4, 5.6), 7.6, 0.6, fc=_PALE, ec=_INK, lw=0.8))
+    ax.text(
+        4.2,
+        5.9,
+        f"estimation window: {m.n} trading days, "
+        f"{study.estimation_start:%-d %b %Y} to {study.estimation_end:%-d %b %Y}",
+        ha="center",
+        va="center",
+        fontsize=8,
+    )
+    offsets = list(range(lo, hi + 1))
+    for i, (offset, date) in enumerate(zip(offsets, study.days.index, strict=True)):
+        hot = offset == 0
+        ax.add_patch(
+            Rectangle(
+                (8.4 + i * 1.25, 5.6),
+                1.15,
+                0.6,
+                fc=COLORS["highlight"] if hot else "white",
+                alpha=0.5 if hot else 1,
+                ec=_INK,
+                lw=0.8,
+            )
+        )
+        ax.text(8.975 + i * 1.25, 5.9, f"{date:%a %-d %b}", ha="center", va="center", fontsize=7.5)
+    ax.text(
+        8.4 + len(offsets) * 0.625,
+        6.55,
+        f"event window ({lo}, …, {hi:+d})",
+        ha="center",
+        fontsize=8,
+    )
+    ax.annotate(
+        "", (14, 5.3), (0.4, 5.3), arrowprops=dict(arrowstyle="-|>", color="#999999", lw=0.8)
+    )
+    ax.text(13.9, 5.05, "trading days", ha="right", va="top", fontsize=7, color="#555555")
+    steps = [
+        (
+            "1. fit the market model",
+            f"$r_{{NVDA}} = \\alpha + \\beta\\, r_{{{P.market}}} + \\varepsilon$\n"
+            f"$\\beta$ = {m.beta:.2f}, residual $\\sigma$ = {100 * m.resid_std:.2f}%",
+        ),
+        (
+            "2. expected return",
+            f"$\\alpha + \\beta \\times$ ({_pct(market_move)})\n= {_pct(day['expected'])}",
+        ),
+        (
+            "3. abnormal return",
+            f"actual − expected\n{_pct(day['actual'])} − ({_pct(day['expected'])})\n"
+            f"= {_pct(day['abnormal'])}",
+        ),
+        (
+            "4. sum over the window",
+            f"CAR = $\\sum_t AR_t$ = {_pct(study.car)}\n"
+            f"$t = CAR / (\\sigma\\sqrt{{L}})$ = {study.car_t:.1f}, $L$ = {len(study.days)}",
+        ),
+    ]
+    for i, (head, body) in enumerate(steps):
+        x = 1.85 + i * 3.45
+        _box(ax, (x, 2.6), 3.1, 2.2, "", color=COLORS["highlight"] if i == 2 else _INK)
+        ax.text(x, 3.45, head, ha="center", va="center", fontsize=8.5, weight="bold")
+        ax.text(x, 2.35, body, ha="center", va="center", fontsize=8, linespacing=1.5)
+        if i:
+            _arrow(ax, (x - 1.9, 2.6), (x - 1.58, 2.6))
+    _arrow(ax, (4.2, 5.5), (1.85, 3.75), color="#999999")
+    _arrow(ax, (8.975 + (0 - lo) * 1.25, 5.5), (5.3, 3.75), color="#999999")
+    ax.text(
+        0.4,
+        0.75,
+        f"NVIDIA against the {P.market}, {study.event_date:%-d %B %Y}: expected "
+        f"{_pct(day['expected'])}, actual {_pct(day['actual'])}; the rest is abnormal.",
+        fontsize=8,
+        color="#555555",
+    )
+    add_source(
+        fig,
+        "effllm.markets.event_study on effllm/data/prices.csv (exchange closes), with Lab 5's "
+        "preset; method after MacKinlay (1997)",
+    )
+    return fig
+
+
+# ---------------------------------------------------------------------------------------------
+# (k) Token economics (Lab 6)
+
+
+def token_economics() -> Figure:
+    """What the compute in a price per million output tokens is made of, in Lab 6's model:
+    2 FLOPs per active parameter per token, a peak times a utilisation, a GPU-hour price; and
+    the list price it is set against."""
+    P = presets.PRESETS["token_economics"]["cpu"]
+    peak, price_hour = economics.H800_BF16_DENSE_PEAK_FLOPS, v3.USD_PER_GPU_HOUR
+    flops_token = economics.decode_flops_per_token(v3.ACTIVE_PARAMS)
+    tps = economics.tokens_per_second_per_gpu(v3.ACTIVE_PARAMS, peak, P.serving_utilisation)
+    cost = economics.serving_cost_per_million_tokens(tps, price_hour)
+    dense_tps = economics.tokens_per_second_per_gpu(v3.TOTAL_PARAMS, peak, P.serving_utilisation)
+    dense_cost = economics.serving_cost_per_million_tokens(dense_tps, price_hour)
+    r1 = pricing.prices_for("DeepSeek-R1")
+    fig, ax = _canvas((9.6, 4.6), 14, 6.8)
+    ax.set_title("A price per million tokens, taken apart: the compute in one output token")
+    boxes = [
+        ((1.7, 5.2), f"active parameters\n$N$ = {v3.ACTIVE_PARAMS / 1e9:.0f}B per token"),
+        (
+            (1.7, 3.3),
+            f"peak {peak / 1e12:,.0f} TFLOP/s per GPU\n× utilisation "
+            f"{P.serving_utilisation:.0%} (assumed)",
+        ),
+        ((1.7, 1.4), f"GPU-hour price\n\\${price_hour:g} (V3 report)"),
+    ]
+    for xy, text in boxes:
+        _box(ax, xy, 3.2, 1.1, text, size=8)
+    _box(
+        ax,
+        (5.3, 5.2),
+        2.6,
+        1.1,
+        f"FLOPs per token\n$2N$ = {flops_token / 1e9:.0f} GFLOP",
+        size=8,
+        fill=_PALE,
+    )
+    _arrow(ax, (3.3, 5.2), (4.0, 5.2))
+    _box(
+        ax,
+        (5.3, 3.3),
+        2.6,
+        1.1,
+        f"tokens per second\nper GPU = {tps:,.0f}",
+        size=8,
+        fill=_PALE,
+    )
+    _arrow(ax, (3.3, 3.3), (4.0, 3.3))
+    _arrow(ax, (5.3, 4.65), (5.3, 3.85))
+    _box(
+        ax,
+        (9.2, 2.35),
+        3.9,
+        1.5,
+        f"compute cost per\nmillion output tokens\n"
+        f"= \\${price_hour:g} / ({tps:,.0f} × 3,600) × 10⁶\n"
+        f"= \\${cost:.2f}",
+        size=8,
+        color=COLORS["deepseek"],
+        weight="bold",
+    )
+    _arrow(ax, (6.6, 3.3), (7.25, 2.7))
+    _arrow(ax, (3.3, 1.4), (7.25, 2.0))
+    _box(
+        ax,
+        (12.5, 4.9),
+        2.6,
+        1.1,
+        f"R1's list price, output:\n\\${r1.output:.2f} per million",
+        size=8,
+        color=COLORS["highlight"],
+    )
+    ax.annotate(
+        "",
+        (12.5, 4.3),
+        (10.6, 3.15),
+        arrowprops=dict(arrowstyle="<->", color="#999999", lw=0.8),
+    )
+    ax.text(
+        10.7,
+        4.35,
+        "the gap: memory, input tokens,\nidle hours, power, staff,\nresearch and margin",
+        fontsize=7.5,
+        color="#555555",
+        ha="right",
+    )
+    ax.text(
+        5.0,
+        0.55,
+        f"a dense model of all {v3.TOTAL_PARAMS / 1e9:.0f}B parameters: \\${dense_cost:.2f} "
+        f"({v3.TOTAL_PARAMS / v3.ACTIVE_PARAMS:.1f}× the FLOPs per token)",
+        fontsize=8,
+        color="#555555",
+    )
+    add_source(
+        fig,
+        "effllm.economics (2 FLOPs per active parameter per token; the H800's peak assumed from "
+        "the H100's); V3 report for N and the GPU-hour price; effllm/data/api_prices.csv; "
+        "Lab 6's preset for the utilisation",
+    )
+    return fig
+
+
 FIGURES: dict[str, Callable[[], Figure]] = {
     "moe_layer": moe_layer,
     "kv_cache_to_scale": kv_cache_to_scale,
@@ -900,4 +1320,8 @@ FIGURES: dict[str, Callable[[], Figure]] = {
     "rules_and_releases": rules_and_releases,
     "capex_by_company": capex_by_company,
     "press_claims": press_claims,
+    "chips_against_rules": chips_against_rules,
+    "fp8_block_scaling": fp8_block_scaling,
+    "event_study_steps": event_study_steps,
+    "token_economics": token_economics,
 }

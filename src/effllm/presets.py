@@ -190,6 +190,7 @@ class TokenEconomics:
     question_tokens: int = 1_000  # section 3: a question ...
     answer_tokens: int = 500  # ... its answer ...
     reasoning_tokens: int = 4_000  # ... and a typical chain of thought before it
+    serving_utilisation: float = 0.10  # section 6: share of peak delivered in generation (assumed)
 
 
 def _same(preset: type, **fields) -> dict:
