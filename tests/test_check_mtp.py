@@ -72,6 +72,15 @@ LAB8 = [
             (lambda p, q, d: (verify_draft(p, q, d)[0], (p - q).clamp(min=0)), "does not sum to 1"),
         ],
     ),
+    (
+        lab8.expected_acceptance,
+        lambda p, q: torch.where(p < q, p, q).sum(-1),
+        [
+            (lambda p, q: (p * q).sum(-1), "two independent draws agree"),
+            (lambda p, q: 1 - (p - q).abs().sum(-1), "half that sum"),
+            (lambda p, q: torch.where(p > q, p, q).sum(-1), "exceeds 1"),
+        ],
+    ),
 ]
 
 

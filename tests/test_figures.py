@@ -33,6 +33,7 @@ PARTS = {
     "rules_and_releases": ["H800 licence", "DeepSeek-V3", "export"],
     "capex_by_company": ["Microsoft", "Alphabet", "Amazon", "Meta", "guidance"],
     "press_claims": ["closed at $118.58", "printed: wrong", "at the close"],
+    "mtp": ["MTP module", "RMSNorm", "shared", "TRM", "drafts", "KV cache", "same weights"],
 }
 
 

@@ -1,4 +1,5 @@
-"""Lab 8's checks: the MTP module's combination step and the speculative accept/verify rule.
+"""Lab 8's checks: the MTP module's combination step, the speculative accept/verify rule and the
+exercise's expected acceptance.
 
 Each function takes the student's function, checks it against :mod:`effllm.mtp` or
 :mod:`effllm.speculative` with :func:`effllm.checks.verify`, and returns the function the lab
@@ -143,4 +144,42 @@ def verify_draft(
             ),
         ],
         stand_in="speculative.verify_draft",
+    )
+
+
+def _distributions() -> list[Case]:
+    g = torch.Generator().manual_seed(2)
+    cases = []
+    for b, v in [(3, 4), (6, 9), (10, 40)]:
+        p = torch.softmax(2 * torch.randn(b, v, generator=g), -1)
+        q = torch.softmax(2 * torch.randn(b, v, generator=g), -1)
+        cases.append(Case((p, q), f"{b} pairs of distributions over {v} tokens"))
+    return cases
+
+
+def expected_acceptance(
+    student: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
+) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
+    """Σ_x min(p(x), q(x)), per row."""
+    return verify(
+        "expected_acceptance",
+        student,
+        speculative.expected_acceptance,
+        _distributions(),
+        [
+            Mistake(
+                lambda p, q: (p * q).sum(-1),
+                "it returns Σ p(x) q(x), the chance that two independent draws agree: the rule "
+                "keeps a draft x with probability min(1, p(x) / q(x)), so average that over q",
+            ),
+            Mistake(
+                lambda p, q: 1 - (p - q).abs().sum(-1),
+                "it returns 1 - Σ |p - q|: the total-variation distance is half that sum",
+            ),
+            Mistake(
+                lambda p, q: torch.maximum(p, q).sum(-1),
+                "it sums max(p, q), which exceeds 1: sum min(p(x), q(x))",
+            ),
+        ],
+        stand_in="speculative.expected_acceptance",
     )

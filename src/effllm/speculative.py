@@ -48,6 +48,12 @@ def verify_draft(
     return alpha, residual
 
 
+def expected_acceptance(p: torch.Tensor, q: torch.Tensor) -> torch.Tensor:
+    """The share of drafts the sampling rule keeps on average, Σ_x q(x) min(1, p(x) / q(x)) =
+    Σ_x min(p(x), q(x)) = 1 - TV(p, q): p, q (batch, vocab) -> (batch,)."""
+    return torch.minimum(p, q).sum(-1)
+
+
 def speculative_token(
     p: torch.Tensor,
     q: torch.Tensor,
