@@ -154,7 +154,7 @@ def speculative_generate(
             kept = bool(logits[0, 0].argmax() == d[0, 0])
         else:
             alpha, residual = verify(_probs(logits[:, 0], temperature), q, d[:, 0])
-            kept = bool(torch.rand((), generator=generator) < alpha[0])
+            kept = bool(torch.rand((), generator=generator, device=alpha.device) < alpha[0])
         if kept:
             stats.accepted += 1
             t = pick(logits[:, 1])  # the main model's token after the draft, free
