@@ -15,10 +15,11 @@ output head ``OutHead`` are the main model's own (the same Parameter objects); e
 its own two norms, its projection M_k and its block.
 
 Which hidden state is h^0? The report says "the representation given by the main model".
-DeepSeek's own inference code has no MTP module, but the released weights (``README_WEIGHTS.md``:
-``enorm``, ``hnorm``, ``eh_proj``, a block, ``shared_head``) are run by the serving engines with
-the main model's output *after* its final norm, the vector its output head reads, and so is it
-here: h^0 = :meth:`effllm.model.Transformer.hidden`. Two details of those weights that the report's
+DeepSeek's own inference code has no MTP module (its ``convert.py`` skips the weights of layer
+61, the module), but the released weights (``README_WEIGHTS.md``: ``enorm``, ``hnorm``,
+``eh_proj``, a block, ``shared_head``) are run by serving engines that feed the module the main
+model's output *after* its final norm, the vector its output head reads. So does this module:
+h^0 = :meth:`effllm.model.Transformer.hidden`. Two details of those weights that the report's
 equations leave out are followed too: the module normalises its block's output before the shared
 head (their ``shared_head.norm``), as the main model does before its own head; and h^k, the
 block's output before that norm, is what depth k + 1 receives. The released code concatenates
