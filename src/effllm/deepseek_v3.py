@@ -57,6 +57,14 @@ USD_PER_GPU_HOUR = 2.0  # the report's assumed rental price of one H800 for one 
 BIAS_UPDATE_SPEED = 0.001
 SEQUENCE_AUX_LOSS_ALPHA = 0.0001
 
+# Multi-token prediction (§2.2, §4.2, §5.4.3): one MTP module; its loss weight lambda, 0.3 for the
+# first 10T tokens and 0.1 for the remaining 4.8T; the share of its drafted second tokens accepted
+# in decoding, and the decoding speed-up in tokens per second that this gave.
+MTP_DEPTH = 1
+MTP_LAMBDA = (0.3, 0.1)
+MTP_ACCEPTANCE = (0.85, 0.90)
+MTP_TPS_SPEEDUP = 1.8
+
 
 def mla(cfg: V3Config = CONFIG) -> AttentionConfig:
     """V3's multi-head latent attention as an :class:`~effllm.attention.AttentionConfig`."""

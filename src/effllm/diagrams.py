@@ -1310,6 +1310,146 @@ def token_economics() -> Figure:
     return fig
 
 
+# Multi-token prediction and self-speculative decoding
+
+
+def mtp() -> Figure:
+    """V3's MTP module of depth 1 beside the main model (shared embedding and head), and the
+    draft-and-verify loop of self-speculative decoding that reuses it. Sizes from Lab 8's cpu
+    preset and :mod:`effllm.deepseek_v3`."""
+    lab = presets.PRESETS["mtp"]["cpu"]
+    fig, ax = _canvas((10.4, 5.6), 14.6, 7.8)
+    ax.text(0.1, 7.45, "Training: the MTP module (depth 1)", fontsize=10, weight="bold")
+    ax.text(7.9, 7.45, "Decoding: draft and verify", fontsize=10, weight="bold")
+    # The main model, left column.
+    _box(ax, (1.5, 0.6), 2.0, 0.55, "tokens $t_1 \\dots t_i$", size=8.5)
+    _box(ax, (1.5, 1.6), 2.0, 0.6, "embedding Emb", fill=_PALE, size=8.5)
+    _box(ax, (1.5, 3.1), 2.0, 1.5, "main model\n$n$ blocks,\nfinal RMSNorm", size=8.5)
+    _box(ax, (1.5, 5.0), 2.0, 0.6, "output head", fill=_PALE, size=8.5)
+    _box(ax, (1.5, 6.2), 2.0, 0.55, "$P(t_{i+1})$", size=8.5)
+    for y0, y1 in [(0.9, 1.3), (1.9, 2.35), (3.85, 4.7), (5.3, 5.92)]:
+        _arrow(ax, (1.5, y0), (1.5, y1))
+    ax.text(1.62, 4.25, "$h_i^0$", fontsize=8.5)
+    # The MTP module, right column.
+    x = 4.9
+    _box(ax, (x + 0.55, 0.6), 1.5, 0.55, "token $t_{i+1}$", size=8.5)
+    _box(ax, (x + 0.55, 1.6), 1.5, 0.6, "Emb (shared)", fill=_PALE, size=8.5)
+    _box(ax, (x - 1.0, 2.75), 1.3, 0.55, "RMSNorm", size=8.5)
+    _box(ax, (x + 0.55, 2.75), 1.3, 0.55, "RMSNorm", size=8.5)
+    _box(ax, (x, 3.8), 3.3, 0.65, "concatenate, project\n$M_1$: $2d \\to d$", size=8.5)
+    _box(ax, (x, 4.85), 3.3, 0.6, "TRM$_1$: one transformer block", size=8.5)
+    _box(ax, (x, 5.85), 3.3, 0.6, "RMSNorm, output head (shared)", fill=_PALE, size=8.5)
+    _box(ax, (x, 6.85), 1.6, 0.55, "$P(t_{i+2})$", size=8.5, color=COLORS["moe"])
+    _arrow(ax, (2.5, 3.9), (x - 1.0, 3.03))
+    _arrow(ax, (x + 0.55, 0.9), (x + 0.55, 1.3))
+    _arrow(ax, (x + 0.55, 1.9), (x + 0.55, 2.47))
+    for x0 in (x - 1.0, x + 0.55):
+        _arrow(ax, (x0, 3.03), (x0, 3.47))
+    for y0, y1 in [(4.13, 4.55), (5.15, 5.55), (6.15, 6.57)]:
+        _arrow(ax, (x, y0), (x, y1))
+    for y in (1.6, 5.0):  # the same embedding and head
+        ax.plot(
+            [2.5, x - 0.2 if y == 1.6 else x - 1.65],
+            [y, y if y == 1.6 else 5.75],
+            ls=":",
+            color=COLORS["moe"],
+            lw=1.2,
+        )
+    ax.text(3.35, 1.25, "same weights", fontsize=7.5, color=COLORS["moe"], ha="center")
+    ax.text(
+        0.1,
+        -0.35,
+        f"loss $\\mathcal{{L}}_{{main}} + \\lambda\\,\\mathcal{{L}}_{{MTP}}$: V3 uses "
+        f"{v3.MTP_DEPTH} module, $\\lambda$ = {v3.MTP_LAMBDA[0]:g} then {v3.MTP_LAMBDA[1]:g}; "
+        f"Lab 8: $d$ = {lab.d_model}, $\\lambda$ = {lab.mtp.lam:g}",
+        fontsize=8,
+        color="#555555",
+    )
+    # The decoding loop.
+    cx = 11.2
+    _box(
+        ax,
+        (cx, 6.6),
+        5.6,
+        0.75,
+        "main model has chosen $t$;\nMTP module drafts $d \\sim q$",
+        size=8.5,
+    )
+    _box(
+        ax,
+        (cx, 5.25),
+        5.6,
+        0.9,
+        "one main forward pass over $[t, d]$ (KV cache):\n"
+        "$p$ at the draft's position, $p'$ after it",
+        size=8.5,
+        fill=_PALE,
+    )
+    _box(
+        ax,
+        (cx, 3.85),
+        5.6,
+        0.9,
+        "keep $d$ with probability $\\min(1, p(d)/q(d))$\n(greedy: keep $d$ if $d = \\arg\\max p$)",
+        size=8.5,
+        color=COLORS["highlight"],
+    )
+    _box(
+        ax,
+        (cx - 1.45, 2.15),
+        2.7,
+        1.15,
+        "kept: emit $d$\nand $t' \\sim p'$\n2 tokens",
+        size=8.5,
+        color=COLORS["hyperscalers"],
+    )
+    _box(
+        ax,
+        (cx + 1.45, 2.15),
+        2.7,
+        1.15,
+        "rejected: emit\n$t' \\sim$ norm$(\\max(0, p - q))$;\ndrop $d$ from the cache",
+        size=8.0,
+        color=COLORS["chips"],
+    )
+    for y0, y1 in [(6.22, 5.72), (4.8, 4.32)]:
+        _arrow(ax, (cx, y0), (cx, y1))
+    _arrow(ax, (cx - 0.6, 3.4), (cx - 1.45, 2.75))
+    _arrow(ax, (cx + 0.6, 3.4), (cx + 1.45, 2.75))
+    ax.add_patch(
+        FancyArrowPatch(
+            (cx + 2.85, 2.15),
+            (cx + 2.85, 6.6),
+            arrowstyle="-|>",
+            mutation_scale=10,
+            color="#777777",
+            lw=1.0,
+            connectionstyle="arc3,rad=-0.35",
+        )
+    )
+    ax.text(cx + 3.25, 4.4, "draft\nagain", fontsize=7.5, color="#555555", ha="center")
+    ax.text(
+        cx,
+        0.85,
+        f"tokens per main pass = 1 + share of drafts kept\nV3: {v3.MTP_ACCEPTANCE[0]:.0%}"
+        f"-{v3.MTP_ACCEPTANCE[1]:.0%} kept, {v3.MTP_TPS_SPEEDUP:g}x the tokens per second",
+        fontsize=8,
+        ha="center",
+        va="center",
+        color="#555555",
+    )
+    return _finish(
+        fig,
+        "Multi-token prediction: train a second guess, then use it as a draft",
+        x=0.01,
+        top=1,
+        source=(
+            "DeepSeek-V3 report §2.2, §4.2 and §5.4.3; Leviathan et al. 2023 and Chen et al. 2023 "
+            "(the acceptance rule); effllm.mtp, effllm.speculative and Lab 8's cpu preset"
+        ),
+    )
+
+
 FIGURES: dict[str, Callable[[], Figure]] = {
     "moe_layer": moe_layer,
     "kv_cache_to_scale": kv_cache_to_scale,
@@ -1324,4 +1464,5 @@ FIGURES: dict[str, Callable[[], Figure]] = {
     "fp8_block_scaling": fp8_block_scaling,
     "event_study_steps": event_study_steps,
     "token_economics": token_economics,
+    "mtp": mtp,
 }

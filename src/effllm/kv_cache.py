@@ -75,6 +75,12 @@ class KVCache:
         """Positions cached so far (the position of the next token)."""
         return self.layers[0].length
 
+    def truncate(self, length: int) -> None:
+        """Forget every position from ``length`` on, in every layer: rewind the whole model's
+        cache, as speculative decoding does after a rejected draft."""
+        for layer in self.layers:
+            layer.truncate(length)
+
     def nbytes_filled(self) -> int:
         """Bytes of all layers' cached tensors, filled part only (``seq_len`` positions)."""
         return sum(layer.nbytes_filled() for layer in self.layers)

@@ -99,6 +99,16 @@ class Transformer(nn.Module):
         """An empty KV cache sized for this model."""
         return KVCache(self.cfg.n_layer, self.cfg.max_len)
 
+    def hidden(self, idx: torch.Tensor, cache: KVCache | None = None) -> torch.Tensor:
+        """idx: (batch, seq) -> the last block's output after the final norm, (batch, seq,
+        d_model): what the output head reads, and what a multi-token prediction module starts
+        from (:mod:`effllm.mtp`). With ``cache``, as in :meth:`forward`."""
+        start_pos = cache.seq_len if cache is not None else 0
+        x = self.embed(idx)
+        for i, block in enumerate(self.blocks):
+            x = block(x, start_pos, cache.layers[i] if cache is not None else None)
+        return self.norm(x)
+
     def forward(
         self,
         idx: torch.Tensor,
@@ -112,11 +122,7 @@ class Transformer(nn.Module):
         mode the loss includes the auxiliary losses the feed-forward layers report (an MoE's
         balance loss); in evaluation mode it is the cross-entropy alone.
         """
-        start_pos = cache.seq_len if cache is not None else 0
-        x = self.embed(idx)
-        for i, block in enumerate(self.blocks):
-            x = block(x, start_pos, cache.layers[i] if cache is not None else None)
-        logits = self.head(self.norm(x))
+        logits = self.head(self.hidden(idx, cache))
         if targets is None:
             return logits, None
         loss = F.cross_entropy(logits.flatten(0, 1).float(), targets.flatten(), ignore_index=-100)

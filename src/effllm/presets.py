@@ -25,6 +25,7 @@ from effllm.economics import H800_BF16_DENSE_PEAK_FLOPS
 from effllm.grpo import GRPOConfig
 from effllm.model import ModelConfig
 from effllm.moe import MoEConfig
+from effllm.mtp import MTPConfig
 
 
 @dataclass(frozen=True)
@@ -157,6 +158,39 @@ class FP8Lab:
         """The transformer of section 4."""
         return ModelConfig(
             max_len=self.seq_len,
+            n_layer=self.n_layer,
+            d_model=self.d_model,
+            d_ff=self.d_ff,
+            attention=AttentionConfig(n_head=self.n_head),
+        )
+
+
+@dataclass(frozen=True)
+class MTPLab:
+    """Lab 8: the tiny transformer trained with and without multi-token prediction, and the
+    self-speculative decoding runs that use its MTP module as the draft."""
+
+    name: str
+    d_model: int
+    n_layer: int
+    n_head: int
+    d_ff: int
+    seq_len: int
+    batch: int
+    steps: int
+    lr: float
+    mtp: MTPConfig  # D modules and the loss weight λ
+    eval_batches: int
+    chars_per_domain: int
+    prompt_len: int  # sections 3-5: prompts cut from the held-out text ...
+    new_tokens: int  # ... and the tokens decoded after each
+    prompts_per_domain: int
+    temperatures: tuple[float, ...]  # section 5: 0 is greedy
+
+    def model(self) -> ModelConfig:
+        """The main model (the MTP module adds one block of the same shape)."""
+        return ModelConfig(
+            max_len=max(self.seq_len, self.prompt_len + self.new_tokens),
             n_layer=self.n_layer,
             d_model=self.d_model,
             d_ff=self.d_ff,
@@ -370,6 +404,44 @@ PRESETS: dict[str, dict[str, object]] = {
             gemm_shape=(1024, 4096, 1024),
             inner_dims=(128, 512, 1024, 2048, 4096, 8192, 16384),
             dots=256,
+        ),
+    },
+    "mtp": {
+        "cpu": MTPLab(
+            name="cpu",
+            d_model=96,
+            n_layer=2,
+            n_head=4,
+            d_ff=192,
+            seq_len=64,
+            batch=16,
+            steps=300,
+            lr=3e-3,
+            mtp=MTPConfig(depth=1, lam=0.3),  # V3's depth and its λ for the first 10T tokens
+            eval_batches=4,
+            chars_per_domain=50_000,
+            prompt_len=32,
+            new_tokens=32,  # prompt + new tokens fit in the training length
+            prompts_per_domain=8,
+            temperatures=(0.0, 0.5, 1.0),
+        ),
+        "gpu": MTPLab(
+            name="gpu",
+            d_model=512,
+            n_layer=6,
+            n_head=8,
+            d_ff=1536,
+            seq_len=256,
+            batch=32,
+            steps=2000,
+            lr=1e-3,
+            mtp=MTPConfig(depth=1, lam=0.3),
+            eval_batches=16,
+            chars_per_domain=400_000,
+            prompt_len=128,
+            new_tokens=128,
+            prompts_per_domain=32,
+            temperatures=(0.0, 0.25, 0.5, 0.75, 1.0),
         ),
     },
     "market_shock": _same(MarketShock),
