@@ -33,6 +33,7 @@ PARTS = {
     "rules_and_releases": ["H800 licence", "DeepSeek-V3", "export"],
     "capex_by_company": ["Microsoft", "Alphabet", "Amazon", "Meta", "guidance"],
     "press_claims": ["closed at $118.58", "printed: wrong", "at the close"],
+    "distillation": ["teacher GRPO", "keep if correct", "SFT on kept", "GRPO directly", "logits"],
 }
 
 
@@ -160,3 +161,20 @@ def test_every_story_chapter_shows_a_figure_and_opens_in_short(page):
 def test_techniques_shows_at_least_four_concept_diagrams():
     text = (ROOT / "book" / "techniques.md").read_text()
     assert text.count("```{figure} images/") >= 4
+
+
+def test_distillation_diagram_prints_the_presets_sizes():
+    lab = presets.PRESETS["distillation"]["cpu"]
+    fig = diagrams.distillation()
+    try:
+        words = texts(fig)
+    finally:
+        plt.close(fig)
+    for shown in (
+        f"width {lab.teacher.model.d_model}",
+        f"width {lab.student.d_model}",
+        f"k = {lab.samples_per_prompt}",
+        f"{lab.sft_steps} steps",
+        f"τ = {lab.temperature:g}",
+    ):
+        assert shown in words, shown
