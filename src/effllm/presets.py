@@ -399,69 +399,49 @@ PRESETS: dict[str, dict[str, object]] = {
     },
     "market_shock": _same(MarketShock),
     "token_economics": _same(TokenEconomics),
-    "distillation": {
-        "cpu": DistillationLab(
-            name="cpu",
-            # Lab 4's cpu preset, the teacher: 2 layers of width 96, 1200 warm-up steps, GRPO
-            teacher=GRPOLab(
-                name="cpu",
-                n_digits=2,
-                model=ModelConfig(max_len=16, n_layer=2, d_model=96, d_ff=288),
-                sft_steps=1200,
-                sft_batch=64,
-                sft_lr=3e-3,
-                tagged_fraction=0.3,
-                rl=GRPOConfig(steps=60, prompts_per_step=8, G=8, lr=1e-4, eval_every=60),
-            ),
-            # the student: half the width, about a quarter of the teacher's FLOPs per token
-            student=ModelConfig(max_len=16, n_layer=2, d_model=48, d_ff=144),
-            student_warmup_steps=300,  # the format, and a few sums right
-            samples_per_prompt=4,
-            rl=GRPOConfig(steps=120, prompts_per_step=8, G=8, lr=1e-4, eval_every=120),
-            # 6 N D per SFT sequence against 10 N D per GRPO completion (2 to sample, 2 for
-            # the reference, 6 to train): 120 x 64 completions cost what 200 x 64 SFT do
-            sft_steps=200,
-            sft_batch=64,
-            sft_lr=3e-3,
-            mixed_sft_steps=100,
-            mixed_rl_steps=60,
-            temperature=2.0,  # Hinton et al. found moderate temperatures work best
+}
+
+
+def _lab4_teacher(preset: str) -> GRPOLab:
+    """Lab 9's teacher: Lab 4's preset, its held-out accuracy measured at the start and the end."""
+    lab4 = PRESETS["grpo"][preset]
+    return dataclasses.replace(lab4, rl=dataclasses.replace(lab4.rl, eval_every=lab4.rl.steps))
+
+
+PRESETS["distillation"] = {
+    "cpu": DistillationLab(
+        name="cpu",
+        teacher=_lab4_teacher("cpu"),  # 2 layers of width 96, 1200 warm-up steps, 60 of GRPO
+        # the student: half the width, about a quarter of the teacher's FLOPs per token
+        student=ModelConfig(max_len=16, n_layer=2, d_model=48, d_ff=144),
+        student_warmup_steps=300,  # the format, and a few sums right
+        samples_per_prompt=4,
+        rl=GRPOConfig(steps=120, prompts_per_step=8, G=8, lr=1e-4, eval_every=120),
+        # 6 N D per SFT sequence against 10 N D per GRPO completion (2 to sample, 2 for the
+        # reference, 6 to train): 120 x 64 completions cost what 200 x 64 SFT sequences do
+        sft_steps=200,
+        sft_batch=64,
+        sft_lr=3e-3,
+        mixed_sft_steps=100,
+        mixed_rl_steps=60,
+        temperature=2.0,  # Hinton et al. found moderate temperatures work best
+    ),
+    "gpu": DistillationLab(
+        name="gpu",
+        teacher=_lab4_teacher("gpu"),  # 4 layers of width 256
+        student=ModelConfig(max_len=16, n_layer=2, d_model=96, d_ff=288),
+        student_warmup_steps=600,
+        samples_per_prompt=4,
+        rl=GRPOConfig(
+            steps=300, prompts_per_step=16, G=8, lr=1e-4, eval_every=300, eval_problems=500
         ),
-        "gpu": DistillationLab(
-            name="gpu",
-            # Lab 4's gpu preset as the teacher: 4 layers of width 256
-            teacher=GRPOLab(
-                name="gpu",
-                n_digits=2,
-                model=ModelConfig(
-                    max_len=16,
-                    n_layer=4,
-                    d_model=256,
-                    d_ff=768,
-                    attention=AttentionConfig(n_head=8),
-                ),
-                sft_steps=2000,
-                sft_batch=256,
-                sft_lr=1e-3,
-                tagged_fraction=0.3,
-                rl=GRPOConfig(
-                    steps=300, prompts_per_step=32, G=16, lr=5e-5, eval_every=50, eval_problems=500
-                ),
-            ),
-            student=ModelConfig(max_len=16, n_layer=2, d_model=96, d_ff=288),
-            student_warmup_steps=600,
-            samples_per_prompt=4,
-            rl=GRPOConfig(
-                steps=300, prompts_per_step=16, G=8, lr=1e-4, eval_every=300, eval_problems=500
-            ),
-            sft_steps=500,  # 300 x 128 completions at 10 N D = 500 x 128 sequences at 6 N D
-            sft_batch=128,
-            sft_lr=3e-3,
-            mixed_sft_steps=250,
-            mixed_rl_steps=150,
-            temperature=2.0,
-        ),
-    },
+        sft_steps=500,  # 300 x 128 completions at 10 N D = 500 x 128 sequences at 6 N D
+        sft_batch=128,
+        sft_lr=3e-3,
+        mixed_sft_steps=250,
+        mixed_rl_steps=150,
+        temperature=2.0,
+    ),
 }
 
 LABS = tuple(PRESETS)
