@@ -38,6 +38,7 @@ PARTS = {
     "event_study_steps": ["estimation window", "expected return", "abnormal return", "CAR"],
     "token_economics": ["active parameters", "GPU-hour price", "per million", "R1's list price"],
     "mtp": ["MTP module", "RMSNorm", "shared", "TRM", "drafts", "KV cache", "same weights"],
+    "distillation": ["teacher GRPO", "keep if correct", "SFT on kept", "GRPO directly", "logits"],
 }
 
 
@@ -200,3 +201,20 @@ def test_token_economics_diagram_adds_up_to_the_library_s_cost():
     words = texts(fig := diagrams.token_economics())
     plt.close(fig)
     assert f"${cost:.2f}" in words and f"{tps:,.0f}" in words
+
+
+def test_distillation_diagram_prints_the_presets_sizes():
+    lab = presets.PRESETS["distillation"]["cpu"]
+    fig = diagrams.distillation()
+    try:
+        words = texts(fig)
+    finally:
+        plt.close(fig)
+    for shown in (
+        f"width {lab.teacher.model.d_model}",
+        f"width {lab.student.d_model}",
+        f"k = {lab.samples_per_prompt}",
+        f"{lab.sft_steps} steps",
+        f"τ = {lab.temperature:g}",
+    ):
+        assert shown in words, shown

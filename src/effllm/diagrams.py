@@ -1450,6 +1450,93 @@ def mtp() -> Figure:
     )
 
 
+# ---------------------------------------------------------------------------------------------
+# Distillation against RL (Lab 9)
+
+
+def distillation() -> Figure:
+    """Lab 9's pipeline: the teacher's RL, its samples, the filter, and the four ways to train
+    the student from one starting point. Sizes from ``presets.PRESETS["distillation"]["cpu"]``.
+    """
+    lab = presets.PRESETS["distillation"]["cpu"]
+    t, s = lab.teacher, lab.student
+    fig, ax = _canvas((9.6, 5.4), 14, 8.0)
+    ax.set_title("Distillation against RL: four ways to train one small student", pad=4)
+    teacher_color, student_color = COLORS["deepseek"], COLORS["hyperscalers"]
+    # The teacher's row: Lab 4's recipe, then rejection sampling.
+    _box(ax, (1.3, 6.8), 2.2, 1.0, f"teacher warm-up\n{t.sft_steps} SFT steps", color=teacher_color)
+    _arrow(ax, (2.45, 6.8), (3.1, 6.8))
+    _box(
+        ax,
+        (4.2, 6.8),
+        2.0,
+        1.0,
+        f"teacher GRPO\n{t.rl.steps} steps\nwidth {t.model.d_model}",
+        color=teacher_color,
+        fill=_PALE,
+    )
+    _arrow(ax, (5.25, 6.8), (5.95, 6.8))
+    _box(
+        ax,
+        (7.1, 6.8),
+        2.1,
+        1.0,
+        f"sample k = {lab.samples_per_prompt}\nper prompt",
+        color=teacher_color,
+    )
+    _arrow(ax, (8.2, 6.8), (8.85, 6.8))
+    _box(ax, (9.95, 6.8), 2.0, 1.0, "filter:\nkeep if correct", color=COLORS["highlight"])
+    _arrow(ax, (11.0, 6.8), (11.6, 6.8))
+    _box(ax, (12.7, 6.8), 2.0, 1.0, "kept\ncompletions", fill=_PALE)
+    ax.text(
+        7.1,
+        7.65,
+        f"the prompts of the student's GRPO run ({lab.rl.steps} x {lab.rl.prompts_per_step})",
+        fontsize=7.5,
+        ha="center",
+        color="#555555",
+    )
+    # The student's start and its four paths.
+    _box(
+        ax,
+        (1.3, 3.0),
+        2.2,
+        1.2,
+        f"student start\nwidth {s.d_model}\n{lab.student_warmup_steps} tagged demos",
+        color=student_color,
+    )
+    paths = [
+        (4.6, f"(a) SFT on kept\n{lab.sft_steps} steps", True),
+        (3.4, f"(b) GRPO directly\n{lab.rl.steps} steps", False),
+        (2.2, f"(c) SFT {lab.mixed_sft_steps}, then\nGRPO {lab.mixed_rl_steps} steps", True),
+        (1.0, f"(d) KL to teacher's logits\nτ = {lab.temperature:g}, {lab.sft_steps} steps", True),
+    ]
+    for y, text, uses_data in paths:
+        _arrow(ax, (2.45, 3.0), (7.5, y), color="#999999")
+        _box(ax, (8.9, y), 2.7, 0.85, text, color=student_color, size=8.5)
+        if uses_data:
+            _arrow(ax, (12.7, 6.25), (10.3, y), color=COLORS["highlight"], alpha=0.6)
+    _arrow(ax, (4.2, 6.25), (7.5, 1.15), color=teacher_color, linestyle="--", alpha=0.8)
+    ax.text(
+        5.05, 4.2, "teacher's logits, (d) only", fontsize=7.5, color=teacher_color, rotation=-57
+    )
+    ax.text(
+        12.9,
+        2.2,
+        "each path:\nheld-out pass@1,\nand its FLOPs,\nthe teacher's\nincluded",
+        fontsize=8,
+        ha="center",
+        va="center",
+        color="#555555",
+    )
+    add_source(
+        fig,
+        "R1 report (distilled models: SFT on the teacher's filtered samples); Hinton et al. 2015 "
+        "(soft labels); sizes from Lab 9's cpu preset (effllm.presets)",
+    )
+    return fig
+
+
 FIGURES: dict[str, Callable[[], Figure]] = {
     "moe_layer": moe_layer,
     "kv_cache_to_scale": kv_cache_to_scale,
@@ -1465,4 +1552,5 @@ FIGURES: dict[str, Callable[[], Figure]] = {
     "event_study_steps": event_study_steps,
     "token_economics": token_economics,
     "mtp": mtp,
+    "distillation": distillation,
 }

@@ -324,6 +324,12 @@ def score(
     )
 
 
+def training_problems(task: AdditionTask, cfg: GRPOConfig, step: int) -> list[Problem]:
+    """The ``cfg.prompts_per_step`` training problems that :func:`train_grpo` draws at ``step``
+    (1 to ``cfg.steps``), a function of ``cfg.seed`` and the step alone."""
+    return task.problems(cfg.prompts_per_step, "train", seed=cfg.seed * 1_000_003 + step)
+
+
 def train_grpo(
     policy: nn.Module,
     task: AdditionTask,
@@ -363,7 +369,7 @@ def train_grpo(
     bar = tqdm(range(1, cfg.steps + 1), desc=desc)
     for step in bar:
         t0 = time.perf_counter()
-        problems = task.problems(cfg.prompts_per_step, "train", seed=cfg.seed * 1_000_003 + step)
+        problems = training_problems(task, cfg, step)
         prompts = task.encode_prompts(problems).to(device)
         rollout = sample_group(  # π_θold = the policy as it is now, before this step's updates
             policy, prompts, cfg.G, task.max_completion_len, cfg.temperature, cfg.top_k, generator

@@ -227,6 +227,32 @@ class TokenEconomics:
     serving_utilisation: float = 0.10  # section 6: share of peak delivered in generation (assumed)
 
 
+@dataclass(frozen=True)
+class DistillationLab:
+    """Lab 9: an RL-trained teacher, and a smaller student trained four ways from one start.
+
+    The teacher is trained with Lab 4's recipe (a :class:`GRPOLab`: warm-up on demonstrations,
+    then GRPO). The student starts from a short warm-up on tagged demonstrations only (every
+    sum in the graded form ``<sum>``), which gives it the format and little arithmetic. Its
+    GRPO run, ``rl``, draws the prompts that the teacher answers for distillation, so every
+    path sees the same prompts; the step counts make the student's FLOPs of the four paths
+    about equal (the lab computes and checks them).
+    """
+
+    name: str
+    teacher: GRPOLab
+    student: ModelConfig
+    student_warmup_steps: int
+    samples_per_prompt: int  # k: teacher completions drawn per prompt, before the filter
+    rl: GRPOConfig  # (b), the student's own RL; its steps x prompts_per_step are the prompts
+    sft_steps: int  # (a) and (d): batches of sft_batch kept completions
+    sft_batch: int
+    sft_lr: float
+    mixed_sft_steps: int  # (c): SFT, then ...
+    mixed_rl_steps: int  # ... GRPO on the first of rl's prompts
+    temperature: float  # τ of the soft labels in (d)
+
+
 def _same(preset: type, **fields) -> dict:
     """A lab that trains nothing runs the same settings on either device."""
     return {n: preset(name=n, **fields) for n in runtime.PRESET_NAMES}
@@ -446,6 +472,49 @@ PRESETS: dict[str, dict[str, object]] = {
     },
     "market_shock": _same(MarketShock),
     "token_economics": _same(TokenEconomics),
+}
+
+
+def _lab4_teacher(preset: str) -> GRPOLab:
+    """Lab 9's teacher: Lab 4's preset, its held-out accuracy measured at the start and the end."""
+    lab4 = PRESETS["grpo"][preset]
+    return dataclasses.replace(lab4, rl=dataclasses.replace(lab4.rl, eval_every=lab4.rl.steps))
+
+
+PRESETS["distillation"] = {
+    "cpu": DistillationLab(
+        name="cpu",
+        teacher=_lab4_teacher("cpu"),  # 2 layers of width 96, 1200 warm-up steps, 60 of GRPO
+        # the student: half the width, about a quarter of the teacher's FLOPs per token
+        student=ModelConfig(max_len=16, n_layer=2, d_model=48, d_ff=144),
+        student_warmup_steps=300,  # the format, and a few sums right
+        samples_per_prompt=4,
+        rl=GRPOConfig(steps=120, prompts_per_step=8, G=8, lr=1e-4, eval_every=120),
+        # 6 N D per SFT sequence against 10 N D per GRPO completion (2 to sample, 2 for the
+        # reference, 6 to train): 120 x 64 completions cost what 200 x 64 SFT sequences do
+        sft_steps=200,
+        sft_batch=64,
+        sft_lr=3e-3,
+        mixed_sft_steps=100,
+        mixed_rl_steps=60,
+        temperature=2.0,  # Hinton et al. found moderate temperatures work best
+    ),
+    "gpu": DistillationLab(
+        name="gpu",
+        teacher=_lab4_teacher("gpu"),  # 4 layers of width 256
+        student=ModelConfig(max_len=16, n_layer=2, d_model=96, d_ff=288),
+        student_warmup_steps=600,
+        samples_per_prompt=4,
+        rl=GRPOConfig(
+            steps=300, prompts_per_step=16, G=8, lr=1e-4, eval_every=300, eval_problems=500
+        ),
+        sft_steps=500,  # 300 x 128 completions at 10 N D = 500 x 128 sequences at 6 N D
+        sft_batch=128,
+        sft_lr=3e-3,
+        mixed_sft_steps=250,
+        mixed_rl_steps=150,
+        temperature=2.0,
+    ),
 }
 
 LABS = tuple(PRESETS)
