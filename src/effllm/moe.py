@@ -215,6 +215,31 @@ class _GroupedMM(torch.autograd.Function):
         return dx, dw, None, None, None, d_gates, None
 
 
+class _SwiGLU(torch.autograd.Function):
+    """silu(h1) * h3 for h = [h1; h3], the halves of dim 0; its gradient fills one tensor like h.
+
+    Autograd through ``h.chunk(2)`` would build the gradient of each half and then copy both
+    into a new tensor for h; here they are written into it directly.
+    """
+
+    @staticmethod
+    def forward(ctx, h):
+        h1, h3 = h.chunk(2)
+        s = F.silu(h1)
+        ctx.save_for_backward(h, s)
+        return s * h3
+
+    @staticmethod
+    def backward(ctx, da):
+        h, s = ctx.saved_tensors
+        h1, h3 = h.chunk(2)
+        dh = torch.empty_like(h)
+        dh1, dh3 = dh.chunk(2)
+        torch.mul(da, s, out=dh3)
+        torch.ops.aten.silu_backward(da * h3, h1, grad_input=dh1)
+        return dh
+
+
 def grouped_swiglu(
     x: torch.Tensor,
     gates: torch.Tensor,
@@ -243,8 +268,8 @@ def grouped_swiglu(
     with torch.autocast(device, enabled=False):
         # Hidden units as rows, pairs as columns: h1 and h3 are contiguous, so the elementwise
         # operations run along long contiguous rows instead of short strided ones.
-        h1, h3 = _GroupedMM.apply(x, w13, rows, counts, n_shared, None, 0).t().chunk(2)
-        a = F.silu(h1) * h3
+        h = _GroupedMM.apply(x, w13, rows, counts, n_shared, None, 0)
+        a = _SwiGLU.apply(h.t())
         return _GroupedMM.apply(a.t(), w2, rows, counts, n_shared, gates, x.shape[0])
 
 
