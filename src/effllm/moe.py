@@ -165,8 +165,10 @@ class _GroupedMM(torch.autograd.Function):
         pairs = rows.split(counts)
         if gates is None:
             y = x.new_empty(w.shape[2], rows.shape[0]).t()
-            for e, (w_e, r_e, y_e) in enumerate(zip(w, pairs, y.split(counts), strict=True)):
-                torch.mm(x if e < n_shared else x.index_select(0, r_e), w_e, out=y_e)
+            # Each expert's rows of x, gathered once: the weights' gradient needs them again.
+            ctx.x_e = [x if e < n_shared else x.index_select(0, r_e) for e, r_e in enumerate(pairs)]
+            for x_e, w_e, y_e in zip(ctx.x_e, w, y.split(counts), strict=True):
+                torch.mm(x_e, w_e, out=y_e)
         else:
             y = x.new_zeros(tokens, w.shape[2])
             g = [None] * n_shared + list(gates.split(counts[n_shared:]))
@@ -191,10 +193,9 @@ class _GroupedMM(torch.autograd.Function):
             ):
                 if e < ns:
                     dx.addmm_(dy_e, w_e.t())
-                    torch.mm(x.t(), dy_e, out=dw_e)
                 else:
                     dx.index_add_(0, r_e, dy_e @ w_e.t())
-                    torch.mm(x.index_select(0, r_e).t(), dy_e, out=dw_e)
+                torch.mm(ctx.x_e[e].t(), dy_e, out=dw_e)
             return dx, dw, None, None, None, None, None
         dx, d_gates = torch.empty_like(x), torch.empty_like(gates)
         routed = zip(gates.split(counts[ns:]), d_gates.split(counts[ns:]), strict=True)
