@@ -170,13 +170,17 @@ class _GroupedMM(torch.autograd.Function):
             for x_e, w_e, y_e in zip(ctx.x_e, w, y.split(counts), strict=True):
                 torch.mm(x_e, w_e, out=y_e)
         else:
+            # Scale the routed pairs' inputs by their gates once (g x w = (g x) w); the
+            # shared experts' pairs keep g = 1.
+            shared = sum(counts[:n_shared])
+            gx = x[shared:] * gates[:, None]
+            ctx.x_e = [*x[:shared].split(counts[:n_shared]), *gx.split(counts[n_shared:])]
             y = x.new_zeros(tokens, w.shape[2])
-            g = [None] * n_shared + list(gates.split(counts[n_shared:]))
-            for x_e, w_e, r_e, g_e in zip(x.split(counts), w, pairs, g, strict=True):
-                if g_e is None:
+            for e, (x_e, w_e, r_e) in enumerate(zip(ctx.x_e, w, pairs, strict=True)):
+                if e < n_shared:
                     y.addmm_(x_e, w_e)
                 else:
-                    y.index_add_(0, r_e, (x_e @ w_e).mul_(g_e[:, None]))
+                    y.index_add_(0, r_e, x_e @ w_e)
         ctx.save_for_backward(x, w, rows, gates)
         ctx.counts, ctx.n_shared = counts, n_shared
         return y
@@ -197,22 +201,17 @@ class _GroupedMM(torch.autograd.Function):
                     dx.index_add_(0, r_e, dy_e @ w_e.t())
                 torch.mm(ctx.x_e[e].t(), dy_e, out=dw_e)
             return dx, dw, None, None, None, None, None
-        dx, d_gates = torch.empty_like(x), torch.empty_like(gates)
-        routed = zip(gates.split(counts[ns:]), d_gates.split(counts[ns:]), strict=True)
-        g = [None] * ns + list(routed)
-        for x_e, w_e, r_e, dx_e, dw_e, g_e in zip(
-            x.split(counts), w, pairs, dx.split(counts), dw, g, strict=True
+        dx = torch.empty_like(x)
+        for e, (x_e, w_e, r_e, dx_e, dw_e) in enumerate(
+            zip(ctx.x_e, w, pairs, dx.split(counts), dw, strict=True)
         ):
-            if g_e is None:
-                torch.mm(dy, w_e.t(), out=dx_e)
-                torch.mm(x_e.t(), dy, out=dw_e)
-                continue
-            # For z = x w scaled by g: dx = g dz w^T, dg = dz . z = (dz w^T) . x, dw = x^T g dz.
-            (g_e, dg_e), dy_e = g_e, dy.index_select(0, r_e)
+            dy_e = dy if e < ns else dy.index_select(0, r_e)
             torch.mm(dy_e, w_e.t(), out=dx_e)
-            torch.linalg.vecdot(dx_e, x_e, out=dg_e)
-            dx_e.mul_(g_e[:, None])
-            torch.mm(x_e.t(), dy_e.mul_(g_e[:, None]), out=dw_e)
+            torch.mm(x_e.t(), dy_e, out=dw_e)  # (g x)^T dz for routed pairs
+        # For z = g x w: dx = g dz w^T and dg = dz . (x w) = (dz w^T) . x.
+        shared = sum(counts[:ns])
+        d_gates = torch.linalg.vecdot(dx[shared:], x[shared:])
+        dx[shared:] *= gates[:, None]
         return dx, dw, None, None, None, d_gates, None
 
 
