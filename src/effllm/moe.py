@@ -114,17 +114,19 @@ class Gate(nn.Module):
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """x: (tokens, d_model) -> s (tokens, N_r), g (tokens, K_r), experts chosen (tokens, K_r)"""
         # Experts as rows: (N_r, tokens) logits come from a wide matrix multiply, faster than
-        # (tokens, N_r) with only N_r columns; scores is a transposed view of them.
+        # (tokens, N_r) with only N_r columns. The gate weights are gathered in the same layout,
+        # so that their gradient reaches the scores in it too.
         logits = self.weight @ x.t()
         if self.cfg.router == "sigmoid":
-            scores = torch.sigmoid(logits).t()
+            scores = torch.sigmoid(logits)
         else:
-            scores = torch.softmax(logits, dim=0).t()
+            scores = torch.softmax(logits, dim=0)
         # The bias decides which experts are chosen, not how much they count.
-        indices = top_k((scores.detach() + self.bias).contiguous(), self.cfg.top_k)
-        weights = scores.gather(1, indices)
+        indices = top_k((scores.detach().t() + self.bias).contiguous(), self.cfg.top_k)
+        weights = scores.gather(0, indices.t()).t()
         if self.cfg.router == "sigmoid":
             weights = weights / weights.sum(dim=-1, keepdim=True)
+        scores = scores.t()
         return scores, weights * self.cfg.route_scale, indices
 
 
