@@ -148,9 +148,9 @@ def top_k(key: torch.Tensor, k: int) -> torch.Tensor:
 class _GroupedMM(torch.autograd.Function):
     """One matrix multiply per expert on the rows of its tokens, gathered or scattered.
 
-    ``rows`` lists the token of each (token, expert) pair, sorted by expert: the first
-    ``counts[0]`` pairs are expert 0's, and so on; the first ``n_shared`` experts take every
-    token in order, and use x or y in place instead of gathering or scattering.
+    ``pairs[e]`` lists the tokens of expert e's (token, expert) pairs, ``counts[e]`` of them;
+    the pairs are sorted by expert. The first ``n_shared`` experts take every token in order,
+    and use x or y in place instead of gathering or scattering.
 
     Without ``gates`` (gather): x is (tokens, k) and the result (pairs, n) holds
     ``x[token] @ w[e]`` for each pair, column-major (a transposed view of an (n, pairs)
@@ -163,10 +163,9 @@ class _GroupedMM(torch.autograd.Function):
     """
 
     @staticmethod
-    def forward(ctx, x, w, rows, counts, n_shared, gates, tokens):
-        pairs = rows.split(counts)
+    def forward(ctx, x, w, pairs, counts, n_shared, gates, tokens):
         if gates is None:
-            y = x.new_empty(w.shape[2], rows.shape[0]).t()
+            y = x.new_empty(w.shape[2], sum(counts)).t()
             # Each expert's rows of x, gathered once: the weights' gradient needs them again.
             ctx.x_e = [x if e < n_shared else x.index_select(0, r_e) for e, r_e in enumerate(pairs)]
             for x_e, w_e, y_e in zip(ctx.x_e, w, y.split(counts), strict=True):
@@ -183,32 +182,32 @@ class _GroupedMM(torch.autograd.Function):
                     y.addmm_(x_e, w_e)
                 else:
                     y.index_add_(0, r_e, x_e @ w_e)
-        ctx.save_for_backward(x, w, rows, gates)
-        ctx.counts, ctx.n_shared = counts, n_shared
+        ctx.save_for_backward(x, w, gates)
+        ctx.pairs, ctx.counts, ctx.n_shared = pairs, counts, n_shared
         return y
 
     @staticmethod
     def backward(ctx, dy):
-        x, w, rows, gates = ctx.saved_tensors
-        counts, pairs, ns = ctx.counts, rows.split(ctx.counts), ctx.n_shared
-        dw = torch.empty_like(w)
+        x, w, gates = ctx.saved_tensors
+        pairs, counts, ns = ctx.pairs, ctx.counts, ctx.n_shared
+        w_t, dw = w.transpose(1, 2), torch.empty_like(w)
         if gates is None:
             dx = torch.zeros_like(x)
             for e, (dy_e, w_e, r_e, dw_e) in enumerate(
-                zip(dy.split(counts), w, pairs, dw, strict=True)
+                zip(dy.split(counts), w_t, pairs, dw, strict=True)
             ):
                 if e < ns:
-                    dx.addmm_(dy_e, w_e.t())
+                    dx.addmm_(dy_e, w_e)
                 else:
-                    dx.index_add_(0, r_e, dy_e @ w_e.t())
+                    dx.index_add_(0, r_e, dy_e @ w_e)
                 torch.mm(ctx.x_e[e].t(), dy_e, out=dw_e)
             return dx, dw, None, None, None, None, None
         dx = torch.empty_like(x)
         for e, (x_e, w_e, r_e, dx_e, dw_e) in enumerate(
-            zip(ctx.x_e, w, pairs, dx.split(counts), dw, strict=True)
+            zip(ctx.x_e, w_t, pairs, dx.split(counts), dw, strict=True)
         ):
             dy_e = dy if e < ns else dy.index_select(0, r_e)
-            torch.mm(dy_e, w_e.t(), out=dx_e)
+            torch.mm(dy_e, w_e, out=dx_e)
             torch.mm(x_e.t(), dy_e, out=dw_e)  # (g x)^T dz for routed pairs
         # For z = g x w: dx = g dz w^T and dg = dz . (x w) = (dz w^T) . x.
         shared = sum(counts[:ns])
@@ -270,9 +269,10 @@ def grouped_swiglu(
     with torch.autocast(device, enabled=False):
         # Hidden units as rows, pairs as columns: h1 and h3 are contiguous, so the elementwise
         # operations run along long contiguous rows instead of short strided ones.
-        h = _GroupedMM.apply(x, w13, rows, counts, n_shared, None, 0)
+        pairs = rows.split(counts)
+        h = _GroupedMM.apply(x, w13, pairs, counts, n_shared, None, 0)
         a = _SwiGLU.apply(h.t())
-        return _GroupedMM.apply(a.t(), w2, rows, counts, n_shared, gates, x.shape[0])
+        return _GroupedMM.apply(a.t(), w2, pairs, counts, n_shared, gates, x.shape[0])
 
 
 def run_experts(
