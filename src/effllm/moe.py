@@ -158,7 +158,7 @@ class _GroupedMM(torch.autograd.Function):
     contiguous. With ``gates`` (combine): x is (pairs, k), gates (routed pairs,) the weights
     g of the routed pairs, and the result (tokens, n) sums each pair's ``g x[pair] @ w[e]``
     into its token's row (g = 1 for shared experts). Each expert gathers and scatters its own
-    rows, so no (pairs, d_model) copy of the tokens is made; autograd records one node for all
+    rows; a gather keeps them for the weights' gradient. Autograd records one node for all
     experts.
     """
 
