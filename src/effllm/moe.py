@@ -171,17 +171,13 @@ class _GroupedMM(torch.autograd.Function):
             for x_e, w_e, y_e in zip(ctx.x_e, w, y.split(counts), strict=True):
                 torch.mm(x_e, w_e, out=y_e)
         else:
-            # Scale the routed pairs' inputs by their gates once (g x w = (g x) w); the
-            # shared experts' pairs keep g = 1.
-            shared = sum(counts[:n_shared])
-            gx = x[shared:] * gates[:, None]
-            ctx.x_e = [*x[:shared].split(counts[:n_shared]), *gx.split(counts[n_shared:])]
             y = x.new_zeros(tokens, w.shape[2])
-            for e, (x_e, w_e, r_e) in enumerate(zip(ctx.x_e, w, pairs, strict=True)):
-                if e < n_shared:
+            g = [None] * n_shared + list(gates[:, None].split(counts[n_shared:]))
+            for x_e, w_e, r_e, g_e in zip(x.split(counts), w, pairs, g, strict=True):
+                if g_e is None:
                     y.addmm_(x_e, w_e)
                 else:
-                    y.index_add_(0, r_e, x_e @ w_e)
+                    y.index_add_(0, r_e, (x_e @ w_e).mul_(g_e))
         ctx.save_for_backward(x, w, gates)
         ctx.pairs, ctx.counts, ctx.n_shared = pairs, counts, n_shared
         return y
@@ -202,16 +198,22 @@ class _GroupedMM(torch.autograd.Function):
                     dx.index_add_(0, r_e, dy_e @ w_e)
                 torch.mm(ctx.x_e[e].t(), dy_e, out=dw_e)
             return dx, dw, None, None, None, None, None
-        dx = torch.empty_like(x)
-        for e, (x_e, w_e, r_e, dx_e, dw_e) in enumerate(
-            zip(ctx.x_e, w_t, pairs, dx.split(counts), dw, strict=True)
+        # For z = g x w: dx = g dz w^T, dg = dz . z = (dz w^T) . x and dw = x^T g dz.
+        dx, d_gates = torch.empty_like(x), torch.empty_like(gates)
+        routed = zip(gates[:, None].split(counts[ns:]), d_gates.split(counts[ns:]), strict=True)
+        g = [None] * ns + list(routed)
+        for x_e, w_e, r_e, dx_e, dw_e, g_e in zip(
+            x.split(counts), w_t, pairs, dx.split(counts), dw, g, strict=True
         ):
-            dy_e = dy if e < ns else dy.index_select(0, r_e)
+            if g_e is None:
+                torch.mm(dy, w_e, out=dx_e)
+                torch.mm(x_e.t(), dy, out=dw_e)
+                continue
+            (g_e, dg_e), dy_e = g_e, dy.index_select(0, r_e)
             torch.mm(dy_e, w_e, out=dx_e)
-            torch.mm(x_e.t(), dy_e, out=dw_e)  # (g x)^T dz for routed pairs
-        # For z = g x w: dx = g dz w^T and dg = dz . (x w) = (dz w^T) . x.
+            torch.linalg.vecdot(dx_e, x_e, out=dg_e)
+            torch.mm(x_e.t(), dy_e.mul_(g_e), out=dw_e)
         shared = sum(counts[:ns])
-        d_gates = torch.linalg.vecdot(dx[shared:], x[shared:])
         dx[shared:] *= gates[:, None]
         return dx, dw, None, None, None, d_gates, None
 
