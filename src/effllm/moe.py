@@ -114,17 +114,19 @@ class Gate(nn.Module):
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """x: (tokens, d_model) -> s (tokens, N_r), g (tokens, K_r), experts chosen (tokens, K_r)"""
         # Experts as rows: (N_r, tokens) logits come from a wide matrix multiply, faster than
-        # (tokens, N_r) with only N_r columns; scores is a transposed view of them.
+        # (tokens, N_r) with only N_r columns. The gate weights are gathered in the same layout,
+        # so that their gradient reaches the scores in it too.
         logits = self.weight @ x.t()
         if self.cfg.router == "sigmoid":
-            scores = torch.sigmoid(logits).t()
+            scores = torch.sigmoid(logits)
         else:
-            scores = torch.softmax(logits, dim=0).t()
+            scores = torch.softmax(logits, dim=0)
         # The bias decides which experts are chosen, not how much they count.
-        indices = top_k((scores.detach() + self.bias).contiguous(), self.cfg.top_k)
-        weights = scores.gather(1, indices)
+        indices = top_k((scores.detach().t() + self.bias).contiguous(), self.cfg.top_k)
+        weights = scores.gather(0, indices.t()).t()
         if self.cfg.router == "sigmoid":
             weights = weights / weights.sum(dim=-1, keepdim=True)
+        scores = scores.t()
         return scores, weights * self.cfg.route_scale, indices
 
 
@@ -146,9 +148,9 @@ def top_k(key: torch.Tensor, k: int) -> torch.Tensor:
 class _GroupedMM(torch.autograd.Function):
     """One matrix multiply per expert on the rows of its tokens, gathered or scattered.
 
-    ``rows`` lists the token of each (token, expert) pair, sorted by expert: the first
-    ``counts[0]`` pairs are expert 0's, and so on; the first ``n_shared`` experts take every
-    token in order, and use x or y in place instead of gathering or scattering.
+    ``pairs[e]`` lists the tokens of expert e's (token, expert) pairs, ``counts[e]`` of them;
+    the pairs are sorted by expert. The first ``n_shared`` experts take every token in order,
+    and use x or y in place instead of gathering or scattering.
 
     Without ``gates`` (gather): x is (tokens, k) and the result (pairs, n) holds
     ``x[token] @ w[e]`` for each pair, column-major (a transposed view of an (n, pairs)
@@ -156,63 +158,89 @@ class _GroupedMM(torch.autograd.Function):
     contiguous. With ``gates`` (combine): x is (pairs, k), gates (routed pairs,) the weights
     g of the routed pairs, and the result (tokens, n) sums each pair's ``g x[pair] @ w[e]``
     into its token's row (g = 1 for shared experts). Each expert gathers and scatters its own
-    rows, so no (pairs, d_model) copy of the tokens is made; autograd records one node for all
+    rows; a gather keeps them for the weights' gradient. Autograd records one node for all
     experts.
     """
 
     @staticmethod
-    def forward(ctx, x, w, rows, counts, n_shared, gates, tokens):
-        pairs = rows.split(counts)
+    def forward(ctx, x, w, pairs, counts, n_shared, gates, tokens):
         if gates is None:
-            y = x.new_empty(w.shape[2], rows.shape[0]).t()
-            for e, (w_e, r_e, y_e) in enumerate(zip(w, pairs, y.split(counts), strict=True)):
-                torch.mm(x if e < n_shared else x.index_select(0, r_e), w_e, out=y_e)
+            y = x.new_empty(w.shape[2], sum(counts)).t()
+            # Each expert's rows of x, gathered once: the weights' gradient needs them again.
+            ctx.x_e = [x if e < n_shared else x.index_select(0, r_e) for e, r_e in enumerate(pairs)]
+            for x_e, w_e, y_e in zip(ctx.x_e, w, y.split(counts), strict=True):
+                torch.mm(x_e, w_e, out=y_e)
         else:
             y = x.new_zeros(tokens, w.shape[2])
-            g = [None] * n_shared + list(gates.split(counts[n_shared:]))
+            g = [None] * n_shared + list(gates[:, None].split(counts[n_shared:]))
             for x_e, w_e, r_e, g_e in zip(x.split(counts), w, pairs, g, strict=True):
                 if g_e is None:
                     y.addmm_(x_e, w_e)
                 else:
-                    y.index_add_(0, r_e, (x_e @ w_e).mul_(g_e[:, None]))
-        ctx.save_for_backward(x, w, rows, gates)
-        ctx.counts, ctx.n_shared = counts, n_shared
+                    y.index_add_(0, r_e, (x_e @ w_e).mul_(g_e))
+        ctx.save_for_backward(x, w, gates)
+        ctx.pairs, ctx.counts, ctx.n_shared = pairs, counts, n_shared
         return y
 
     @staticmethod
     def backward(ctx, dy):
-        x, w, rows, gates = ctx.saved_tensors
-        counts, pairs, ns = ctx.counts, rows.split(ctx.counts), ctx.n_shared
-        dw = torch.empty_like(w)
+        x, w, gates = ctx.saved_tensors
+        pairs, counts, ns = ctx.pairs, ctx.counts, ctx.n_shared
+        w_t, dw = w.transpose(1, 2), torch.empty_like(w)
         if gates is None:
             dx = torch.zeros_like(x)
             for e, (dy_e, w_e, r_e, dw_e) in enumerate(
-                zip(dy.split(counts), w, pairs, dw, strict=True)
+                zip(dy.split(counts), w_t, pairs, dw, strict=True)
             ):
                 if e < ns:
-                    dx.addmm_(dy_e, w_e.t())
-                    torch.mm(x.t(), dy_e, out=dw_e)
+                    dx.addmm_(dy_e, w_e)
                 else:
-                    dx.index_add_(0, r_e, dy_e @ w_e.t())
-                    torch.mm(x.index_select(0, r_e).t(), dy_e, out=dw_e)
+                    dx.index_add_(0, r_e, dy_e @ w_e)
+                torch.mm(ctx.x_e[e].t(), dy_e, out=dw_e)
             return dx, dw, None, None, None, None, None
+        # For z = g x w: dx = g dz w^T, dg = dz . z = (dz w^T) . x and dw = x^T g dz.
         dx, d_gates = torch.empty_like(x), torch.empty_like(gates)
-        routed = zip(gates.split(counts[ns:]), d_gates.split(counts[ns:]), strict=True)
+        routed = zip(gates[:, None].split(counts[ns:]), d_gates.split(counts[ns:]), strict=True)
         g = [None] * ns + list(routed)
         for x_e, w_e, r_e, dx_e, dw_e, g_e in zip(
-            x.split(counts), w, pairs, dx.split(counts), dw, g, strict=True
+            x.split(counts), w_t, pairs, dx.split(counts), dw, g, strict=True
         ):
             if g_e is None:
-                torch.mm(dy, w_e.t(), out=dx_e)
+                torch.mm(dy, w_e, out=dx_e)
                 torch.mm(x_e.t(), dy, out=dw_e)
                 continue
-            # For z = x w scaled by g: dx = g dz w^T, dg = dz . z = (dz w^T) . x, dw = x^T g dz.
             (g_e, dg_e), dy_e = g_e, dy.index_select(0, r_e)
-            torch.mm(dy_e, w_e.t(), out=dx_e)
+            torch.mm(dy_e, w_e, out=dx_e)
             torch.linalg.vecdot(dx_e, x_e, out=dg_e)
-            dx_e.mul_(g_e[:, None])
-            torch.mm(x_e.t(), dy_e.mul_(g_e[:, None]), out=dw_e)
+            torch.mm(x_e.t(), dy_e.mul_(g_e), out=dw_e)
+        shared = sum(counts[:ns])
+        dx[shared:] *= gates[:, None]
         return dx, dw, None, None, None, d_gates, None
+
+
+class _SwiGLU(torch.autograd.Function):
+    """silu(h1) * h3 for h = [h1; h3], the halves of dim 0; its gradient fills one tensor like h.
+
+    Autograd through ``h.chunk(2)`` would build the gradient of each half and then copy both
+    into a new tensor for h; here they are written into it directly.
+    """
+
+    @staticmethod
+    def forward(ctx, h):
+        h1, h3 = h.chunk(2)
+        s = F.silu(h1)
+        ctx.save_for_backward(h, s)
+        return s * h3
+
+    @staticmethod
+    def backward(ctx, da):
+        h, s = ctx.saved_tensors
+        h1, h3 = h.chunk(2)
+        dh = torch.empty_like(h)
+        dh1, dh3 = dh.chunk(2)
+        torch.mul(da, s, out=dh3)
+        torch.ops.aten.silu_backward(da * h3, h1, grad_input=dh1)
+        return dh
 
 
 def grouped_swiglu(
@@ -243,9 +271,10 @@ def grouped_swiglu(
     with torch.autocast(device, enabled=False):
         # Hidden units as rows, pairs as columns: h1 and h3 are contiguous, so the elementwise
         # operations run along long contiguous rows instead of short strided ones.
-        h1, h3 = _GroupedMM.apply(x, w13, rows, counts, n_shared, None, 0).t().chunk(2)
-        a = F.silu(h1) * h3
-        return _GroupedMM.apply(a.t(), w2, rows, counts, n_shared, gates, x.shape[0])
+        pairs = rows.split(counts)
+        h = _GroupedMM.apply(x, w13, pairs, counts, n_shared, None, 0)
+        a = _SwiGLU.apply(h.t())
+        return _GroupedMM.apply(a.t(), w2, pairs, counts, n_shared, gates, x.shape[0])
 
 
 def run_experts(

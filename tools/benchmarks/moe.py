@@ -5,8 +5,9 @@ which the lab and its unit tests read too): one batch of ``batch * seq_len`` tok
 
 - the course's :class:`~effllm.moe.MoE` (pairs sorted by expert, a grouped matrix multiply);
 - :class:`ExpertLoop`, the same layer written as DeepSeek-V3's reference ``MoE.forward`` writes
-  it: for every expert that received tokens, find them with ``where``, run the expert on them
-  and add its gate-weighted output back in place, then add the shared experts;
+  it (``inference/model.py``): for every expert that received tokens, find them with ``where``,
+  run the expert (its own three linear layers) on them and add its gate-weighted output back in
+  place, then add the shared experts' MLP;
 - a dense :class:`~effllm.layers.FeedForward` whose hidden size is the MoE's active hidden size
   (K_r + N_s) * d_expert: the same arithmetic per token, without routing.
 
@@ -35,38 +36,64 @@ from effllm.layers import FeedForward
 from effllm.moe import PHASES, MoE
 
 
-class ExpertLoop(nn.Module):
-    """The MoE layer as DeepSeek-V3's reference code runs it: one pass per expert with tokens.
+class Expert(nn.Module):
+    """DeepSeek-V3's ``Expert`` (and ``MLP``): w2(silu(w1 x) * w3 x) with three linear layers.
 
-    Same gate and same weights as ``moe``; each expert keeps w1, w3 and w2 as separate matrices,
-    as V3's ``Expert`` does.
+    Weights as ``nn.Linear`` keeps them, (out, in), each expert its own parameters. Built from
+    the course's layout: w1, w3 (d_model, hidden) and w2 (hidden, d_model).
+    """
+
+    def __init__(self, w1: torch.Tensor, w3: torch.Tensor, w2: torch.Tensor) -> None:
+        super().__init__()
+        self.w1 = nn.Parameter(w1.t().contiguous())
+        self.w3 = nn.Parameter(w3.t().contiguous())
+        self.w2 = nn.Parameter(w2.t().contiguous())
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """x: (rows, d_model) -> (rows, d_model)"""
+        return F.linear(F.silu(F.linear(x, self.w1)) * F.linear(x, self.w3), self.w2)
+
+
+class ExpertLoop(nn.Module):
+    """The MoE layer as DeepSeek-V3's reference ``MoE.forward`` runs it: one pass per expert.
+
+    Same gate and same weights as ``moe`` (the gate is the course's, so both layers route alike;
+    V3's calls ``torch.topk``, which picks the same experts more slowly). Like V3's code, every
+    routed expert is an :class:`Expert` of its own, and the shared experts are one
+    :class:`Expert` with N_s * d_expert hidden units (V3's ``MLP``), which computes the same sum.
     """
 
     def __init__(self, moe: MoE) -> None:
         super().__init__()
-        self.gate, self.n_shared = moe.gate, moe.cfg.n_shared
+        self.gate, ns = moe.gate, moe.cfg.n_shared
         h = moe.cfg.d_expert
-        self.w1 = nn.Parameter(moe.w13.detach()[..., :h].contiguous())
-        self.w3 = nn.Parameter(moe.w13.detach()[..., h:].contiguous())
-        self.w2 = nn.Parameter(moe.w2.detach().clone())
-
-    def expert(self, i: int, x: torch.Tensor) -> torch.Tensor:
-        """Expert i (shared experts first) on x: (rows, d_model) -> (rows, d_model)."""
-        return (F.silu(x @ self.w1[i]) * (x @ self.w3[i])) @ self.w2[i]
+        w13, w2 = moe.w13.detach(), moe.w2.detach()
+        w1, w3 = w13[..., :h], w13[..., h:]
+        self.experts = nn.ModuleList(
+            Expert(w1[i], w3[i], w2[i]) for i in range(ns, ns + moe.cfg.n_routed)
+        )
+        self.shared_experts = None
+        if ns:
+            d = w13.shape[1]
+            self.shared_experts = Expert(
+                w1[:ns].transpose(0, 1).reshape(d, ns * h),
+                w3[:ns].transpose(0, 1).reshape(d, ns * h),
+                w2[:ns].reshape(ns * h, d),
+            )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """x: (tokens, d_model) -> (tokens, d_model)"""
         _, weights, indices = self.gate(x)
         y = torch.zeros_like(x)
-        counts = torch.bincount(indices.flatten(), minlength=self.gate.cfg.n_routed).tolist()
-        for i, count in enumerate(counts):
-            if count == 0:
+        counts = torch.bincount(indices.flatten(), minlength=len(self.experts)).tolist()
+        for i, expert in enumerate(self.experts):
+            if counts[i] == 0:
                 continue
             idx, top = torch.where(indices == i)
-            y[idx] += self.expert(self.n_shared + i, x[idx]) * weights[idx, top, None]
-        for i in range(self.n_shared):
-            y = y + self.expert(i, x)
-        return y
+            y[idx] += expert(x[idx]) * weights[idx, top, None]
+        if self.shared_experts is None:
+            return y
+        return y + self.shared_experts(x)
 
 
 def step_ms(layer: nn.Module, x: torch.Tensor, repeats: int, warmup: int = 3) -> list[float]:
@@ -100,6 +127,8 @@ def compare(
         "dense": FeedForward(d_model, moe.cfg.active_hidden),
     }
     x = torch.randn(tokens, d_model)
+    with torch.no_grad():  # the loop must compute what the layer computes
+        torch.testing.assert_close(layers["loop"](x), moe(x), rtol=1e-4, atol=1e-5)
     times: dict[str, list[float]] = {name: [] for name in layers}
     for _ in range(rounds):
         for name, layer in layers.items():
