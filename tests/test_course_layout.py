@@ -287,6 +287,18 @@ def test_lab_states_prerequisites_and_time_ends_with_a_summary_and_links_the_glo
 
 
 @pytest.mark.parametrize("nb", LABS, ids=lambda p: p.name)
+def test_lab_shows_the_diagram_of_its_mechanism_with_alt_text(nb):
+    """Each lab shows at least one of the book's diagrams (``effllm.diagrams``, committed in
+    book/images/), as a Markdown image whose alt text describes it, and the SVG exists."""
+    text = "\n".join(_markdown_cells(nb))
+    images = re.findall(r"!\[([^\]]*)\]\(\.\./book/images/([\w-]+\.svg)\)", text)
+    assert images, f"{nb.name}: shows no diagram from book/images"
+    for alt, svg in images:
+        assert (ROOT / "book" / "images" / svg).exists(), f"{nb.name}: {svg} does not exist"
+        assert len(alt.split()) >= 8, f"{nb.name}: the alt text of {svg} says too little: {alt!r}"
+
+
+@pytest.mark.parametrize("nb", LABS, ids=lambda p: p.name)
 def test_cells_that_only_glue_are_hidden_from_the_book(nb):
     """A cell that only hands numbers to the book (``glue_all``, or nothing but ``glue`` calls)
     is tagged ``remove-cell``, so the book's page shows the analysis, not the plumbing."""
