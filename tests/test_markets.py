@@ -52,23 +52,17 @@ def test_sessions_agree_with_sources_md_and_the_daily_closes():
 
 
 def test_closes_give_the_moves_the_book_prints(repo_text):
-    # The January chapter cites these figures to the exchange data (marketbase2025).
+    # The January chapter cites NVIDIA's close to the exchange data (marketbase2025); the other
+    # moves, the volume and the rebound are glued into the market chapter from Lab 5's run.
     text = repo_text("book/january-2025.md")
     c = mk.closes(mk.load_prices())
-    before, on, after = (c.loc[d] for d in ("2025-01-24", "2025-01-27", "2025-01-28"))
+    before, on = (c.loc[d] for d in ("2025-01-24", "2025-01-27"))
     fall = 100 * (1 - on / before)
-    v = mk.volume(mk.load_prices()).loc["2025-01-27"]
     assert (
         f"NVIDIA closed at \\${on['NVDA']:.2f}, down from \\${before['NVDA']:.2f} on Friday 24 "
-        f"January, a fall of {fall['NVDA']:.2f}%, on a volume of {v / 1e6:.1f} million shares"
+        f"January, a fall of {fall['NVDA']:.2f}%"
     ) in text
-    assert (
-        f"The Nasdaq Composite fell {fall['IXIC']:.2f}% and the PHLX Semiconductor index "
-        f"{fall['SOX']:.2f}%; the S&P 500 lost {fall['SPX']:.2f}%"
-    ) in text
-    assert f"closed {-fall['META']:.2f}% higher" in text
-    rise = 100 * (after["NVDA"] / on["NVDA"] - 1)
-    assert f"NVIDIA recovered {rise:.2f}% of its price, closing at \\${after['NVDA']:.2f}" in text
+    assert f"closed {fall['NVDA']:.2f}% lower" in text
     # SOURCES.md records the one volume on which two feeds disagree.
     volume_31 = mk.volume(mk.load_prices()).loc["2025-01-31"]
     assert f"NVDA's volume on 31 January 2025 is {volume_31:,} here" in _sources_section(
