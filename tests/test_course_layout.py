@@ -209,6 +209,21 @@ def test_every_citation_has_a_bibliography_entry():
     assert not missing, f"cited but not in references.bib: {missing}"
 
 
+def test_glued_numbers_name_a_key_the_book_can_find():
+    """A number glued from another page is written ``path::key:format``: myst-nb splits the role
+    at its last colon, so ``path::key`` alone loses the key. The exercise edition, which the
+    book shows unexecuted, reads every number from its full lab's run."""
+    exercises = sorted((ROOT / "labs" / "exercises").glob("*.ipynb"))
+    for page in list((ROOT / "book").glob("*.md")) + LABS + exercises:
+        for role in re.findall(r"\{glue:text\}`([^`]+)`", page.read_text(encoding="utf-8")):
+            if "::" in role:
+                path, key = role.split("::")
+                assert ":" in key, f"{page.name}: {role!r} has no format after the key"
+                assert (page.parent / path).resolve().exists(), f"{page.name}: no {path}"
+            else:
+                assert page not in exercises, f"{page.name}: {role!r} is not run in the book"
+
+
 def test_book_fails_on_errors():
     config = (ROOT / "_config.yml").read_text()
     assert "nb_execution_raise_on_error: true" in config

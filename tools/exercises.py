@@ -37,6 +37,9 @@ BANNER = (
     " [labs/{name}](../{name})."
 )
 ANSWERS = re.compile(r"\n*<details><summary>Answers</summary>.*?</details>\n*", re.S)
+# A number glued in the lab's own page: the book shows this edition unexecuted, so it reads the
+# number from the full lab's run instead (myst-nb needs a format after ``path::key``).
+OWN_GLUE = re.compile(r"\{glue:text\}`(\w+)(?::([^`]*))?`")
 SELF_LINK = re.compile(r"\n\n\*\*Exercise edition:\*\*.*?(?=\n\n|$)", re.S)  # the lab's link here
 
 
@@ -97,6 +100,9 @@ def exercise_edition(notebook: dict, name: str) -> dict:
             # One folder deeper: links into the book climb one more level (other labs' links
             # stay, and lead to their exercise editions beside this one).
             edited = ANSWERS.sub("\n", text).rstrip("\n").replace("](../book/", "](../../book/")
+            edited = OWN_GLUE.sub(
+                lambda m: f"{{glue:text}}`../{name}::{m[1]}:{m[2] or 's'}`", edited
+            )
             if edited != text.rstrip("\n"):
                 set_source(cell, edited)
     first = nb["cells"][0]
