@@ -37,7 +37,7 @@ PARTS = {
     "fp8_block_scaling": ["1 × 128 tile", "128 × 128 block", "E4M3", "FP32 total", "448"],
     "event_study_steps": ["estimation window", "expected return", "abnormal return", "CAR"],
     "token_economics": ["active parameters", "GPU-hour price", "per million", "R1's list price"],
-    "mtp": ["MTP module", "RMSNorm", "shared", "TRM", "drafts", "KV cache", "same weights"],
+    "mtp": ["MTP module", "RMSNorm", "(shared)", "TRM", "drafts", "KV cache", "same weights"],
     "distillation": ["teacher GRPO", "keep if correct", "SFT on kept", "GRPO directly", "logits"],
 }
 
