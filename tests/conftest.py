@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from effllm.checks import CheckFailedError
 from effllm.model import ModelConfig
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -49,3 +50,31 @@ def fake_data_package(tmp_path, monkeypatch):
     monkeypatch.setattr("effllm.datafiles.PACKAGE", "fake_effllm_data")
     yield pkg
     sys.modules.pop("fake_effllm_data", None)
+
+
+@pytest.fixture
+def grades() -> Callable[..., None]:
+    """``grades(check, right, mistakes, wrong, says)``: a lab's check returns the right function
+    unchanged, rejects each ``(mistake, message)`` with that message, and rejects ``wrong``, a
+    subtly altered answer, with a message that matches ``says``."""
+
+    def grade(check, right, mistakes, wrong, says: str = "differ|expected") -> None:
+        assert check(right) is right
+        for mistake, message in mistakes:
+            with pytest.raises(CheckFailedError, match=message):
+                check(mistake)
+        with pytest.raises(CheckFailedError, match=says):
+            check(wrong)
+
+    return grade
+
+
+@pytest.fixture
+def one_percent_off() -> Callable[[Callable], Callable]:
+    """``one_percent_off(fn)``: ``fn`` with its result, or each number of a tuple result, times
+    1.01; a right answer nudged by 1%, which every check must reject."""
+
+    def times(x):
+        return tuple(times(v) for v in x) if isinstance(x, tuple) else 1.01 * x
+
+    return lambda fn: lambda *args: times(fn(*args))

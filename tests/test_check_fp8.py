@@ -6,7 +6,6 @@ import torch
 
 from effllm import check_fp8 as lab7
 from effllm import fp8
-from effllm.checks import CheckFailedError
 
 
 def tiles(x):
@@ -54,14 +53,6 @@ def low_total(p, bits, n_c):
 def delayed(x, history):
     s = history.max() / 448
     return (x / s).clamp(-448, 448).to(torch.float8_e4m3fn).float(), s
-
-
-def scaled(fn):
-    def wrong(*args):
-        out = fn(*args)
-        return tuple(1.01 * o for o in out) if isinstance(out, tuple) else 1.01 * out
-
-    return wrong
 
 
 LAB7 = [
@@ -131,10 +122,7 @@ LAB7 = [
 @pytest.mark.parametrize(
     ("check", "right", "wrongs"), LAB7, ids=lambda x: getattr(x, "__name__", "")
 )
-def test_lab7_checks_accept_the_method_and_name_each_mistake(check, right, wrongs):
-    assert check(right) is right
-    for wrong, message in wrongs:
-        with pytest.raises(CheckFailedError, match=message):
-            check(wrong)
-    with pytest.raises(CheckFailedError, match="differ|expected"):
-        check(scaled(right))
+def test_lab7_checks_accept_the_method_and_name_each_mistake(
+    check, right, wrongs, grades, one_percent_off
+):
+    grades(check, right, wrongs, one_percent_off(right))

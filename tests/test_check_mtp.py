@@ -5,7 +5,6 @@ import pytest
 import torch
 
 from effllm import check_mtp as lab8
-from effllm.checks import CheckFailedError
 
 
 def rms(x, g):
@@ -22,14 +21,6 @@ def verify_draft(p, q, d):
     r = (p - q).clamp(min=0)
     s = r.sum(-1, keepdim=True)
     return alpha, torch.where(s > 0, r / torch.where(s > 0, s, 1), p)
-
-
-def scaled(fn):
-    def wrong(*args):
-        out = fn(*args)
-        return tuple(1.01 * o for o in out) if isinstance(out, tuple) else 1.01 * out
-
-    return wrong
 
 
 def alpha_with(ratio):
@@ -87,10 +78,7 @@ LAB8 = [
 @pytest.mark.parametrize(
     ("check", "right", "wrongs"), LAB8, ids=lambda x: getattr(x, "__name__", "")
 )
-def test_lab8_checks_accept_the_method_and_name_each_mistake(check, right, wrongs):
-    assert check(right) is right
-    for wrong, message in wrongs:
-        with pytest.raises(CheckFailedError, match=message):
-            check(wrong)
-    with pytest.raises(CheckFailedError, match="differ|expected"):
-        check(scaled(right))
+def test_lab8_checks_accept_the_method_and_name_each_mistake(
+    check, right, wrongs, grades, one_percent_off
+):
+    grades(check, right, wrongs, one_percent_off(right))
