@@ -126,7 +126,12 @@ def test_internal_links_and_anchors_resolve(doc, visits, base_url, offline):
                 continue
             ids = book_site.ids_in(text)
         if anchor and unquote(anchor) not in ids:
-            dead.append(f"{shown} (no #{unquote(anchor)} on that page)")
+            # An anchor is there if the served page has it, or the page's scripts add it. The
+            # desktop pass once read a lab's DOM without two of its section ids that the served
+            # HTML has (a rerun found them), so the served HTML is asked before a link is dead.
+            status, text = book_site.fetch(target)
+            if status != 200 or unquote(anchor) not in book_site.ids_in(text):
+                dead.append(f"{shown} (no #{unquote(anchor)} on that page)")
     if dead:
         pytest.fail(f"{doc}: links that do not resolve:\n  " + "\n  ".join(dict.fromkeys(dead)))
 
